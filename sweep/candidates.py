@@ -1,0 +1,196 @@
+"""Candidates (SPEC §4): every (offering, tp, pp) layout of a scenario with its per-replica throughput.
+
+A candidate's ``throughput_tok_s`` is a whole number of output tokens/s: the MILP works on exact
+integers (throughput in tokens/s, cost in 1e-4 $/h), which is what makes the exact methods exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from sweep.catalog import units_to_dollars
+from sweep.perf import Knobs, Workload, estimate
+from sweep.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a mixed-GPU pipeline: ``tp`` GPUs of ``offering`` holding layers first..last (1-based)."""
+
+    offering: str
+    gpu: str
+    tp: int
+    first_layer: int
+    last_layer: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One replica layout. ``uses`` = GPUs per replica drawn from each offering."""
+
+    offering: str
+    gpu: str
+    tp: int
+    pp: int
+    gpus: int
+    throughput_tok_s: int
+    batch: int
+    tpot_ms: float
+    uses: tuple[tuple[str, int], ...]
+    stages: tuple[Stage, ...] = ()
+    kept: bool = True
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        if self.stages:
+            return "+".join(f"{s.offering}:tp{s.tp}[{s.first_layer}-{s.last_layer}]" for s in self.stages)
+        return f"{self.offering}:tp{self.tp}:pp{self.pp}"
+
+
+@dataclass(frozen=True)
+class CandidateTable:
+    kept: tuple[Candidate, ...]
+    dropped: tuple[Candidate, ...]
+
+    @property
+    def all(self) -> tuple[Candidate, ...]:
+        return self.kept + self.dropped
+
+
+def workload_of(sc: Scenario) -> Workload:
+    return Workload(sc["workload.prompt_tokens"], sc["workload.output_tokens"], sc["workload.tpot_slo_ms"], sc["perf.dtype"])
+
+
+def candidate_cost_units(sc: Scenario, c: Candidate) -> float:
+    """$/h (in 1e-4 units) of the GPUs one replica occupies, pro rata of a node's price."""
+    return sum(sc.price_units(o) * g / sc.offerings[o].gpus_per_node for o, g in c.uses)
+
+
+def _layout(sc: Scenario, name: str, tp: int, pp: int) -> Candidate | str:
+    """A homogeneous candidate, or the reason its layout is impossible on this offering."""
+    o = sc.offerings[name]
+    if tp > o.gpus_per_node:
+        return f"tp={tp} exceeds the {o.gpus_per_node} GPUs of one node"
+    if o.gpus_per_node % tp:
+        return f"tp={tp} does not divide the node's {o.gpus_per_node} GPUs"
+    if tp * pp > o.gpus_per_node * o.max_nodes:
+        return f"needs {tp * pp} GPUs, at most {o.gpus_per_node * o.max_nodes} available"
+    return Candidate(name, o.gpu, tp, pp, tp * pp, 0, 0, 0.0, ((name, tp * pp),))
+
+
+def _roofline(sc: Scenario, base: Candidate, knobs: Knobs, wl: Workload) -> Candidate:
+    o = sc.offerings[base.offering]
+    gpu = sc.catalog.gpus[o.gpu]
+    # stages beyond one node talk over the node network, within a node over the GPU link
+    link = gpu.link_gbps if base.gpus <= o.gpus_per_node else min(gpu.link_gbps, o.net_gbps)
+    est = estimate(sc.model, gpu, base.tp, base.pp, wl, knobs, pp_link_gbps=link)
+    if est.reason:
+        return replace(base, kept=False, reason=est.reason)
+    thr = int(est.throughput_tok_s)  # whole tokens/s, rounded down: never overstate
+    if thr < 1:
+        return replace(base, kept=False, reason="less than 1 token/s")
+    return replace(base, throughput_tok_s=thr, batch=est.batch, tpot_ms=round(est.tpot_ms, 3))
+
+
+def _from_profile(sc: Scenario, knobs: Knobs) -> dict[tuple[str, int, int], Candidate]:
+    out: dict[tuple[str, int, int], Candidate] = {}
+    slo = sc["workload.tpot_slo_ms"]
+    for row in sc.profile:
+        if row.offering not in sc.offerings:
+            continue  # filtered out by catalog.only
+        base = _layout(sc, row.offering, row.tp, row.pp)
+        if isinstance(base, str):
+            o = sc.offerings[row.offering]
+            out[(row.offering, row.tp, row.pp)] = Candidate(
+                row.offering, o.gpu, row.tp, row.pp, row.tp * row.pp, 0, 0, 0.0,
+                ((row.offering, row.tp * row.pp),), kept=False, reason=base)
+            continue
+        thr = int(round(row.throughput_tok_s))
+        c = replace(base, throughput_tok_s=thr, batch=row.batch or 0, tpot_ms=row.tpot_ms or 0.0)
+        if slo > 0 and row.tpot_ms is not None and row.tpot_ms > slo:
+            c = replace(c, kept=False, reason=f"profiled TPOT {row.tpot_ms:g} ms above the {slo:g} ms limit")
+        elif thr < 1:
+            c = replace(c, kept=False, reason="profiled throughput below 1 token/s")
+        elif row.batch is not None and row.batch < knobs.min_batch:
+            c = replace(c, kept=False, reason=f"profiled batch {row.batch} below min_batch {knobs.min_batch}")
+        out[(row.offering, row.tp, row.pp)] = c
+    return out
+
+
+def prune_dominated(cands: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
+    """Drop a candidate when another uses no more GPUs of every offering and serves at least as much.
+
+    Exact for the MILP: swapping a dominated replica for its dominator keeps every constraint
+    (capacity, nodes, cost, GPU cap) and never lowers throughput.
+    """
+    kept: list[Candidate] = []
+    dropped: list[Candidate] = []
+    order = sorted(cands, key=lambda c: (-c.throughput_tok_s, c.gpus, c.name))
+    for c in order:
+        use_c = dict(c.uses)
+        dom = next(
+            (k for k in kept
+             if k.throughput_tok_s >= c.throughput_tok_s
+             and all(use_c.get(o, 0) >= g for o, g in k.uses)),
+            None,
+        )
+        if dom is None:
+            kept.append(c)
+        else:
+            dropped.append(replace(c, kept=False, reason=f"dominated by {dom.name}"))
+    return kept, dropped
+
+
+def build_candidates(sc: Scenario, prune: bool = True) -> CandidateTable:
+    """All candidates of a scenario, kept and dropped (with reasons), in a stable order."""
+    knobs = Knobs.from_params(sc.params)
+    wl = workload_of(sc)
+    source = sc["perf.source"]
+    table: dict[tuple[str, int, int], Candidate] = {}
+    if source in ("profile", "profile+roofline"):
+        table.update(_from_profile(sc, knobs))
+    if source in ("roofline", "profile+roofline"):
+        for name in sorted(sc.offerings):
+            for tp in sc["perf.tp"]:
+                for pp in sc["perf.pp"]:
+                    if (name, tp, pp) in table:
+                        continue
+                    base = _layout(sc, name, tp, pp)
+                    if isinstance(base, str):
+                        o = sc.offerings[name]
+                        table[(name, tp, pp)] = Candidate(name, o.gpu, tp, pp, tp * pp, 0, 0, 0.0,
+                                                          ((name, tp * pp),), kept=False, reason=base)
+                    else:
+                        table[(name, tp, pp)] = _roofline(sc, base, knobs, wl)
+    cands = list(table.values())
+    if sc["perf.mixed"]:
+        from sweep.pipelines import mixed_candidates  # only when asked: it enumerates many templates
+
+        cands.extend(mixed_candidates(sc, knobs, wl))
+    usable = [c for c in cands if c.kept]
+    dropped = [c for c in cands if not c.kept]
+    if prune:
+        usable, more = prune_dominated(usable)
+        dropped += more
+    key = lambda c: (c.offering, c.tp, c.pp, c.name)  # noqa: E731
+    return CandidateTable(tuple(sorted(usable, key=key)), tuple(sorted(dropped, key=key)))
+
+
+def candidate_rows(sc: Scenario, table: CandidateTable) -> list[dict]:
+    """The table as SPEC §7 ``sweep candidates --json`` objects."""
+    rows = []
+    for c in table.all:
+        cost = units_to_dollars(round(candidate_cost_units(sc, c))) if c.kept else None
+        row = {
+            "offering": c.offering, "gpu": c.gpu, "tp": c.tp, "pp": c.pp, "gpus": c.gpus,
+            "throughput_tok_s": c.throughput_tok_s if c.kept else None,
+            "batch": c.batch if c.kept else None, "tpot_ms": c.tpot_ms if c.kept else None,
+            "cost_per_hour": cost,
+            "cost_per_token": (cost / (3600 * c.throughput_tok_s)) if c.kept and cost is not None else None,
+            "kept": c.kept, "reason": c.reason,
+        }
+        if c.stages:
+            row["stages"] = [s.__dict__ for s in c.stages]
+        rows.append(row)
+    return rows

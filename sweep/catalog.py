@@ -1,0 +1,277 @@
+"""GPU, offering and model catalogs: loading and validating the CSV files of SPEC §3.1.
+
+Prices are rounded to 1e-4 $/h on load and kept as integer *cost units* (1 unit = 1e-4 $/h)
+so that every cost the MILP sees is an exact integer.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from sweep.errors import Problems
+
+COST_UNITS_PER_DOLLAR = 10_000  # prices are multiples of 1e-4 $/h
+
+
+def dollars_to_units(price_per_hour: float) -> int:
+    return round(price_per_hour * COST_UNITS_PER_DOLLAR)
+
+
+def units_to_dollars(units: int) -> float:
+    return units / COST_UNITS_PER_DOLLAR
+
+
+@dataclass(frozen=True)
+class Gpu:
+    gpu: str
+    mem_gb: float
+    bf16_tflops: float
+    fp8_tflops: float  # 0 = no fp8 tensor cores
+    mem_bw_gbps: float
+    link_gbps: float  # intra-node GPU-to-GPU bandwidth per GPU, GB/s
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Offering:
+    offering: str
+    provider: str
+    gpu: str
+    gpus_per_node: int
+    price_units: int  # on-demand $/node-hour in 1e-4 units
+    spot_price_units: int
+    max_nodes: int
+    as_of: str = ""
+    net_gbps: float = 12.5  # node-to-node network, GB/s (100 Gb/s default)
+
+    @property
+    def price_per_hour(self) -> float:
+        return units_to_dollars(self.price_units)
+
+    @property
+    def spot_price_per_hour(self) -> float:
+        return units_to_dollars(self.spot_price_units)
+
+
+@dataclass(frozen=True)
+class Model:
+    model: str
+    params_b: float
+    active_params_b: float
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    weight_bytes: float
+    kv_bytes: float
+
+
+@dataclass(frozen=True)
+class Catalog:
+    gpus: dict[str, Gpu]
+    offerings: dict[str, Offering]
+    models: dict[str, Model]
+
+
+# column -> (type, required, default); type is int, float or str
+_Col = tuple[type, bool, object]
+GPU_COLUMNS: dict[str, _Col] = {
+    "gpu": (str, True, None),
+    "mem_gb": (float, True, None),
+    "bf16_tflops": (float, True, None),
+    "fp8_tflops": (float, False, 0.0),
+    "mem_bw_gbps": (float, True, None),
+    "link_gbps": (float, False, 32.0),
+    "source": (str, False, ""),
+}
+OFFERING_COLUMNS: dict[str, _Col] = {
+    "offering": (str, True, None),
+    "provider": (str, False, ""),
+    "gpu": (str, True, None),
+    "gpus_per_node": (int, True, None),
+    "price_per_hour": (float, True, None),
+    "spot_price_per_hour": (float, False, None),  # default: the on-demand price
+    "max_nodes": (int, False, 8),
+    "as_of": (str, False, ""),
+    "net_gbps": (float, False, 12.5),
+}
+MODEL_COLUMNS: dict[str, _Col] = {
+    "model": (str, True, None),
+    "params_b": (float, True, None),
+    "active_params_b": (float, False, None),  # default: params_b (dense)
+    "layers": (int, True, None),
+    "hidden": (int, True, None),
+    "heads": (int, True, None),
+    "kv_heads": (int, False, None),  # default: heads
+    "head_dim": (int, False, None),  # default: hidden // heads
+    "weight_bytes": (float, False, 2.0),
+    "kv_bytes": (float, False, 2.0),
+}
+# columns that may be zero; every other number must be > 0
+_MAY_BE_ZERO = {"fp8_tflops", "spot_price_per_hour"}
+
+
+def builtin_path(kind: str) -> Path:
+    return Path(str(resources.files("sweep") / "data" / f"{kind}.csv"))
+
+
+def resolve_path(value: str, kind: str, base_dir: Path) -> Path:
+    """``builtin`` or a path relative to ``base_dir`` (the folder of the file that names it)."""
+    if value == "builtin":
+        return builtin_path(kind)
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base_dir / p
+
+
+def file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "unreadable"
+
+
+def read_rows(path: Path, columns: dict[str, _Col], problems: Problems) -> list[dict[str, object]]:
+    """Read a catalog CSV, checking header, types and positivity; returns typed rows (bad rows skipped)."""
+    label = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.add(label, "file not found")
+        return []
+    except (OSError, UnicodeDecodeError) as e:
+        problems.add(label, f"cannot read file ({e.__class__.__name__}: {e})")
+        return []
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        problems.add(label, "empty file: expected a header row and at least one data row")
+        return []
+    reader = csv.DictReader(lines)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    unknown = [h for h in header if h not in columns]
+    for h in unknown:
+        problems.add(label, f"unknown column '{h}' (valid: {', '.join(columns)})")
+    missing = [c for c, (_, req, _) in columns.items() if req and c not in header]
+    for c in missing:
+        problems.add(label, f"missing required column '{c}'")
+    if unknown or missing:
+        return []
+    rows: list[dict[str, object]] = []
+    for i, raw in enumerate(reader, start=2):
+        where = f"{label}:{i}"
+        row: dict[str, object] = {}
+        ok = True
+        for col, (typ, req, default) in columns.items():
+            cell = (raw.get(col) or "").strip() if col in raw else ""
+            if cell == "":
+                if req:
+                    problems.add(where, f"'{col}' is empty")
+                    ok = False
+                row[col] = default
+                continue
+            try:
+                if typ is int:
+                    f = float(cell)
+                    if f != int(f):
+                        raise ValueError
+                    val: object = int(f)
+                elif typ is float:
+                    val = float(cell)
+                    if val != val or val in (float("inf"), float("-inf")):
+                        raise ValueError
+                else:
+                    val = cell
+            except ValueError:
+                problems.add(where, f"'{col}' must be {'a whole number' if typ is int else 'a number'}, got '{cell}'")
+                ok = False
+                continue
+            if typ is not str:
+                num = float(val)  # type: ignore[arg-type]
+                if num < 0 or (num == 0 and col not in _MAY_BE_ZERO):
+                    problems.add(where, f"'{col}' must be {'>= 0' if col in _MAY_BE_ZERO else '> 0'}, got '{cell}'")
+                    ok = False
+            row[col] = val
+        if ok:
+            rows.append(row)
+    if not rows and not problems:
+        problems.add(label, "no data rows")
+    return rows
+
+
+def _unique(rows: list[dict[str, object]], key: str, label: str, problems: Problems) -> None:
+    seen: set[object] = set()
+    for row in rows:
+        if row[key] in seen:
+            problems.add(label, f"duplicate {key} '{row[key]}'")
+        seen.add(row[key])
+
+
+def load_gpus(path: Path, problems: Problems) -> dict[str, Gpu]:
+    rows = read_rows(path, GPU_COLUMNS, problems)
+    _unique(rows, "gpu", str(path), problems)
+    return {str(r["gpu"]): Gpu(**r) for r in rows}  # type: ignore[arg-type]
+
+
+def load_offerings(path: Path, gpus: dict[str, Gpu], problems: Problems, gpus_path: str = "") -> dict[str, Offering]:
+    rows = read_rows(path, OFFERING_COLUMNS, problems)
+    _unique(rows, "offering", str(path), problems)
+    out: dict[str, Offering] = {}
+    for r in rows:
+        if gpus and r["gpu"] not in gpus:
+            problems.add(
+                f"{path}",
+                f"offering '{r['offering']}' names unknown gpu '{r['gpu']}' "
+                f"(known in {gpus_path or 'the gpus catalog'}: {', '.join(sorted(gpus))})",
+            )
+            continue
+        price = float(r["price_per_hour"])  # type: ignore[arg-type]
+        spot = r["spot_price_per_hour"]
+        out[str(r["offering"])] = Offering(
+            offering=str(r["offering"]),
+            provider=str(r["provider"]),
+            gpu=str(r["gpu"]),
+            gpus_per_node=int(r["gpus_per_node"]),  # type: ignore[call-overload]
+            price_units=dollars_to_units(price),
+            spot_price_units=dollars_to_units(float(spot) if spot is not None else price),  # type: ignore[arg-type]
+            max_nodes=int(r["max_nodes"]),  # type: ignore[call-overload]
+            as_of=str(r["as_of"]),
+            net_gbps=float(r["net_gbps"]),  # type: ignore[arg-type]
+        )
+    return out
+
+
+def load_models(path: Path, problems: Problems) -> dict[str, Model]:
+    rows = read_rows(path, MODEL_COLUMNS, problems)
+    _unique(rows, "model", str(path), problems)
+    out: dict[str, Model] = {}
+    for r in rows:
+        params = float(r["params_b"])  # type: ignore[arg-type]
+        heads = int(r["heads"])  # type: ignore[call-overload]
+        hidden = int(r["hidden"])  # type: ignore[call-overload]
+        out[str(r["model"])] = Model(
+            model=str(r["model"]),
+            params_b=params,
+            active_params_b=float(r["active_params_b"]) if r["active_params_b"] is not None else params,  # type: ignore[arg-type]
+            layers=int(r["layers"]),  # type: ignore[call-overload]
+            hidden=hidden,
+            heads=heads,
+            kv_heads=int(r["kv_heads"]) if r["kv_heads"] is not None else heads,  # type: ignore[call-overload]
+            head_dim=int(r["head_dim"]) if r["head_dim"] is not None else hidden // heads,  # type: ignore[call-overload]
+            weight_bytes=float(r["weight_bytes"]),  # type: ignore[arg-type]
+            kv_bytes=float(r["kv_bytes"]),  # type: ignore[arg-type]
+        )
+    return out
+
+
+def load_builtin() -> Catalog:
+    """The built-in catalogs; raises InputError if the package data is broken."""
+    problems = Problems()
+    gpus = load_gpus(builtin_path("gpus"), problems)
+    offerings = load_offerings(builtin_path("offerings"), gpus, problems)
+    models = load_models(builtin_path("models"), problems)
+    problems.raise_if_any()
+    return Catalog(gpus, offerings, models)

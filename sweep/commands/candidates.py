@@ -1,0 +1,43 @@
+"""``sweep candidates SCENARIO [--json] [--all]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from sweep.candidates import build_candidates, candidate_rows
+from sweep.report import fmt_cpt, fmt_money, table
+from sweep.scenario import load_scenario
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", help="scenario file (.toml or config.csv)")
+    p.add_argument("--json", action="store_true", help="one JSON object per candidate per line")
+    p.add_argument("--kept", action="store_true", help="only the kept candidates")
+
+
+def run(args: argparse.Namespace) -> int:
+    sc = load_scenario(args.scenario)
+    tab = build_candidates(sc)
+    rows = candidate_rows(sc, tab)
+    if args.kept:
+        rows = [r for r in rows if r["kept"]]
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+        return 0
+    kept = [r for r in rows if r["kept"]]
+    kept.sort(key=lambda r: r["cost_per_token"])
+    print(f"{sc.model.model}: {len(tab.kept)} kept, {len(tab.dropped)} dropped; kept, cheapest $/token first")
+    print(table(
+        ["offering", "gpu", "tp", "pp", "gpus", "tok/s", "batch", "tpot_ms", "$/h", "$/token"],
+        [[r["offering"], r["gpu"], r["tp"], r["pp"], r["gpus"], f"{r['throughput_tok_s']:,}", r["batch"],
+          f"{r['tpot_ms']:.1f}", fmt_money(r["cost_per_hour"]), fmt_cpt(r["cost_per_token"])] for r in kept],
+    ))
+    dropped = [r for r in rows if not r["kept"]]
+    if dropped:
+        print()
+        print("dropped:")
+        print(table(["offering", "gpu", "tp", "pp", "reason"],
+                    [[r["offering"], r["gpu"], r["tp"], r["pp"], r["reason"]] for r in dropped], align="lllll"))
+    return 0

@@ -1,0 +1,328 @@
+"""The min-$/token methods of SPEC §6, each a function ``Instance -> MethodResult``.
+
+Baselines, kept exactly as the design note describes them: ``weighted``, ``iterative`` and
+``enumeration``. Exact methods: ``dinkelbach``, ``charnes_cooper`` (in :mod:`sweep.charnes_cooper`)
+and ``pareto``. The empty fleet is never a $/token answer; ties on $/token go to the higher throughput.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+from sweep.catalog import units_to_dollars
+from sweep.milp import (
+    ERROR,
+    INFEASIBLE,
+    OPTIMAL,
+    TIME_LIMIT,
+    Fleet,
+    Instance,
+    Outcome,
+    budget_solve,
+    fleet_of,
+    optimise,
+    violations,
+)
+from sweep.result import MethodResult, better, budget_units, worst_status
+
+EXACT_METHODS = ("dinkelbach", "charnes_cooper", "pareto")
+BASELINE_METHODS = ("weighted", "iterative", "enumeration")
+ALL_METHODS = ("max_throughput", *BASELINE_METHODS, *EXACT_METHODS)
+
+
+@dataclass(frozen=True)
+class MethodParams:
+    """The ``methods.*`` settings of a scenario."""
+
+    weight: float = 0.5
+    target_cpt: float = 1e-6
+    tighten: float = 0.95
+    max_iter: int = 10
+    budget_min: float = 0.30
+    budget_max: float = 34.65
+    points: int = 15
+
+    @classmethod
+    def from_params(cls, p: dict) -> MethodParams:
+        return cls(
+            weight=p["methods.weighted.weight"],
+            target_cpt=p["methods.iterative.target_cpt"],
+            tighten=p["methods.iterative.tighten"],
+            max_iter=p["methods.iterative.max_iter"],
+            budget_min=p["methods.enumeration.budget_min"],
+            budget_max=p["methods.enumeration.budget_max"],
+            points=p["methods.enumeration.points"],
+        )
+
+
+class _Tally:
+    """Counts solves, time and statuses across the solves of one method run."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.solves = 0
+        self.statuses: list[str] = []
+        self.messages: list[str] = []
+        self.gap: float | None = None
+
+    def add(self, out: Outcome) -> Outcome:
+        self.solves += out.solves
+        # a budget point with no fleet is a fact about that budget, not a failure of the method
+        self.statuses.append(OPTIMAL if out.status == INFEASIBLE else out.status)
+        if out.message and out.status in (TIME_LIMIT, ERROR):
+            self.messages.append(out.message)
+        if out.status == TIME_LIMIT and out.mip_gap is not None:
+            self.gap = max(self.gap or 0.0, out.mip_gap)
+        return out
+
+    def result(self, method: str, inst: Instance, fleet: Fleet | None, **kw) -> MethodResult:
+        status = worst_status(self.statuses)
+        if fleet is None and status == OPTIMAL:
+            status = INFEASIBLE
+        msg = kw.pop("message", "") or "; ".join(dict.fromkeys(self.messages))
+        return MethodResult(method, status, fleet, self.solves, time.perf_counter() - self.t0, inst.solver,
+                            mip_gap=self.gap, message=msg, **kw)
+
+
+def _dollars(units: int | None) -> float | None:
+    return None if units is None else units_to_dollars(units)
+
+
+def _cap(inst: Instance, units: int) -> int:
+    """A method's budget never exceeds the scenario's ``limits.budget``."""
+    return min(units, inst.budget_units) if inst.budget_units else units
+
+
+# --------------------------------------------------------------------------- max_throughput
+
+
+def max_throughput(inst: Instance, _: MethodParams | None = None) -> MethodResult:
+    """One budget solve at ``limits.budget``: the most tokens/s, then the least $/h among those."""
+    tally = _Tally()
+    out = tally.add(budget_solve(inst))
+    return tally.result("max_throughput", inst, out.fleet, budget=_dollars(inst.budget_units or None))
+
+
+# --------------------------------------------------------------------------- baselines (the note's)
+
+
+def weighted(inst: Instance, mp: MethodParams) -> MethodResult:
+    """The note's method 1: maximise T/T_ref − w·C/C_ref (T_ref = best T, C_ref its cost). Not exact."""
+    tally = _Tally()
+    ref = tally.add(budget_solve(inst))
+    if ref.fleet is None:
+        return tally.result("weighted", inst, None, message=ref.message)
+    t_ref, c_ref = ref.fleet.throughput_tok_s, max(ref.fleet.cost_units, 1)
+    out = tally.add(optimise(inst, 1.0 / t_ref, mp.weight / c_ref, nonempty=True))
+    fleet = out.fleet if out.fleet and not out.fleet.empty else None
+    return tally.result("weighted", inst, fleet, path=({"t_ref": t_ref, "c_ref": _dollars(c_ref), "weight": mp.weight},))
+
+
+def iterative(inst: Instance, mp: MethodParams) -> MethodResult:
+    """The note's method 2 as written: budget = target·T_min·3600, then target·T_k·3600·tighten.
+
+    Stops when the target is reached, when a step does not improve the best $/token, or after
+    ``max_iter`` steps; returns the best seen. If the first budget admits no fleet it grows ×1.4
+    until one fits (each growth is a ``grow`` step of the path). Not exact.
+    """
+    tally = _Tally()
+    if not inst.candidates:
+        return tally.result("iterative", inst, None, message="no candidate can serve this model")
+    t_min = min(c.throughput_tok_s for c in inst.candidates)
+    ceiling = inst.max_cost_units()
+    budget = mp.target_cpt * t_min * 3600
+    path: list[dict] = []
+    best: Fleet | None = None
+    out = tally.add(budget_solve(inst, _cap(inst, budget_units(budget))))
+    while out.fleet is None and out.status == INFEASIBLE and budget_units(budget) < ceiling:
+        path.append({"step": "grow", "budget": round(budget, 4), "result": "no fleet"})
+        budget *= 1.4
+        out = tally.add(budget_solve(inst, _cap(inst, budget_units(budget))))
+    stop = "no fleet at any budget" if out.fleet is None else "max_iter"
+    for k in range(mp.max_iter):
+        f = out.fleet
+        if f is None:
+            path.append({"step": k + 1, "budget": round(budget, 4), "result": "no fleet"})
+            stop = "budget admits no fleet"
+            break
+        path.append({"step": k + 1, "budget": round(budget, 4), "cost_per_hour": f.cost_per_hour,
+                     "throughput_tok_s": f.throughput_tok_s, "cost_per_token": f.cost_per_token})
+        improved = better(f, best)
+        if improved:
+            best = f
+        if (f.cost_per_token or math.inf) <= mp.target_cpt:
+            stop = "target reached"
+            break
+        if not improved and k > 0:
+            stop = "no improvement"
+            break
+        if k + 1 == mp.max_iter:
+            break
+        budget = mp.target_cpt * f.throughput_tok_s * 3600 * mp.tighten
+        out = tally.add(budget_solve(inst, _cap(inst, budget_units(budget))))
+    path.append({"step": "stop", "reason": stop})
+    return tally.result("iterative", inst, best, path=tuple(path))
+
+
+def enumeration_budgets(mp: MethodParams) -> list[float]:
+    """The note's log-spaced budgets ($/h), e.g. 0.30, 0.42, … 34.65 for 15 points."""
+    if mp.points == 1:
+        return [mp.budget_min]
+    r = (mp.budget_max / mp.budget_min) ** (1 / (mp.points - 1))
+    return [round(mp.budget_min * r**i, 4) for i in range(mp.points)]
+
+
+def enumeration_point(inst: Instance, budget: float) -> MethodResult:
+    """One budget solve of the enumeration (an independent task in a sweep)."""
+    tally = _Tally()
+    out = tally.add(budget_solve(inst, _cap(inst, budget_units(budget))))
+    return tally.result("enumeration", inst, out.fleet, budget=budget)
+
+
+def enumeration_reduce(inst: Instance, points: list[MethodResult]) -> MethodResult:
+    """The note's answer: the min-$/token point among the budget points (ties: higher throughput)."""
+    best: MethodResult | None = None
+    for p in points:
+        if best is None or better(p.fleet, best.fleet):
+            best = p
+    statuses = [OPTIMAL if p.status == INFEASIBLE else p.status for p in points]
+    status = worst_status(statuses)
+    fleet = best.fleet if best else None
+    if fleet is None and status == OPTIMAL:
+        status = INFEASIBLE
+    return MethodResult(
+        "enumeration", status, fleet, sum(p.solves for p in points), sum(p.seconds for p in points),
+        inst.solver, budget=best.budget if best and best.fleet else None, points=tuple(points),
+    )
+
+
+def enumeration(inst: Instance, mp: MethodParams) -> MethodResult:
+    """The note's method 3: budget solves at ``points`` log-spaced budgets; the best $/token wins. Not exact."""
+    return enumeration_reduce(inst, [enumeration_point(inst, b) for b in enumeration_budgets(mp)])
+
+
+# --------------------------------------------------------------------------- exact methods
+
+
+def _single_replica_start(inst: Instance) -> Fleet | None:
+    """The best one-replica fleet that meets every limit (no solve), or None."""
+    best = None
+    for c in range(len(inst.candidates)):
+        f = fleet_of(inst, {c: 1})
+        if not violations(inst, f) and better(f, best):
+            best = f
+    return best
+
+
+def _widest_at_ratio(inst: Instance, fleet: Fleet, tally: _Tally) -> Fleet:
+    """Among fleets with $/token ≤ fleet's (so equal, when fleet is optimal), the one with the most throughput.
+
+    One solve: maximise T subject to T_f·C ≤ C_f·T; implements "ties go to the higher throughput".
+    """
+    from sweep.milp import build, extract, run_solver
+
+    m = build(inst, nonempty=True)
+    m.prob += fleet.throughput_tok_s * m.C - fleet.cost_units * m.T <= 0, "ratio"
+    m.prob.setObjective((inst.max_cost_units() + 1) * m.T - m.C)
+    rep = run_solver(m.prob, inst.solver, inst.time_limit_s)
+    tally.add(Outcome(rep.status, None, rep.seconds, rep.mip_gap, rep.message))
+    if not rep.has_solution:
+        return fleet
+    wide = extract(inst, m)
+    return wide if better(wide, fleet) else fleet
+
+
+def dinkelbach(inst: Instance, _: MethodParams | None = None) -> MethodResult:
+    """Dinkelbach's parametric method on min C/T, in exact integer arithmetic.
+
+    From a feasible fleet (C_k, T_k), solve max C_k·T − T_k·C over non-empty fleets; a positive
+    optimum is a strictly better ratio (continue from it), zero proves C_k/T_k optimal.
+    """
+    tally = _Tally()
+    path: list[dict] = []
+    cur = _single_replica_start(inst)
+    if cur is None:
+        first = tally.add(budget_solve(inst))
+        cur = first.fleet
+        if cur is None:
+            return tally.result("dinkelbach", inst, None, message=first.message)
+    path.append({"step": 0, "cost_per_hour": cur.cost_per_hour, "throughput_tok_s": cur.throughput_tok_s,
+                 "cost_per_token": cur.cost_per_token})
+    for k in range(1, 1000):
+        out = tally.add(optimise(inst, cur.cost_units, cur.throughput_tok_s, nonempty=True))
+        f = out.fleet
+        if f is None or not better(f, cur) or f.cost_units * cur.throughput_tok_s == cur.cost_units * f.throughput_tok_s:
+            break
+        cur = f
+        path.append({"step": k, "cost_per_hour": f.cost_per_hour, "throughput_tok_s": f.throughput_tok_s,
+                     "cost_per_token": f.cost_per_token})
+        if out.status != OPTIMAL:
+            break
+    cur = _widest_at_ratio(inst, cur, tally)
+    return tally.result("dinkelbach", inst, cur, path=tuple(path))
+
+
+def pareto(inst: Instance, _: MethodParams | None = None) -> MethodResult:
+    """The complete cost–throughput frontier by ε-constraint: budget solve, then budget ← C − 1e-4 $/h.
+
+    Each budget solve is lexicographic (max T, then min C), so every point is non-dominated; the
+    loop ends when no non-empty fleet fits. The min-$/token frontier point is the exact optimum.
+    """
+    tally = _Tally()
+    frontier: list[Fleet] = []
+    budget: int | None = inst.budget_units or None
+    while budget is None or budget >= 0:
+        out = tally.add(budget_solve(inst, budget))
+        if out.fleet is None or out.fleet.empty:
+            break
+        frontier.append(out.fleet)
+        if out.status != OPTIMAL:
+            break  # a point the solver did not prove cannot anchor the next step
+        budget = out.fleet.cost_units - 1
+    best = None
+    for f in frontier:
+        if better(f, best):
+            best = f
+    return tally.result("pareto", inst, best, frontier=tuple(frontier))
+
+
+def _charnes_cooper(inst: Instance, mp: MethodParams | None = None) -> MethodResult:
+    from sweep.charnes_cooper import charnes_cooper
+
+    return charnes_cooper(inst)
+
+
+METHODS: dict[str, Callable[[Instance, MethodParams], MethodResult]] = {
+    "max_throughput": max_throughput,
+    "weighted": weighted,
+    "iterative": iterative,
+    "enumeration": enumeration,
+    "dinkelbach": dinkelbach,
+    "charnes_cooper": _charnes_cooper,
+    "pareto": pareto,
+}
+
+
+def run_method(name: str, inst: Instance, mp: MethodParams) -> MethodResult:
+    """Run one method; a crash becomes an ``error`` result, never an exception."""
+    t0 = time.perf_counter()
+    try:
+        return METHODS[name](inst, mp)
+    except Exception as e:  # noqa: BLE001 - a failing method is a row, the sweep goes on
+        return MethodResult(name, ERROR, None, 0, time.perf_counter() - t0, inst.solver,
+                            message=f"{e.__class__.__name__}: {e}")
+
+
+def gap_pct(fleet: Fleet | None, exact: Fleet | None) -> float | None:
+    """How much worse a $/token is than the exact optimum, in percent."""
+    if fleet is None or exact is None or not fleet.throughput_tok_s or not exact.throughput_tok_s:
+        return None
+    r = Fraction(fleet.cost_units, fleet.throughput_tok_s) / Fraction(exact.cost_units, exact.throughput_tok_s)
+    return float((r - 1) * 100)
+
+
+__all__ = ["ALL_METHODS", "METHODS", "MethodParams", "MethodResult", "run_method"]

@@ -1,0 +1,331 @@
+"""The throughput-max MILP of SPEC §5, built with PuLP and solved by HiGHS (in-process) or CBC.
+
+Data are exact integers: throughput in whole tokens/s, cost in 1e-4 $/h units. The solver only
+chooses replica counts; throughput, cost and the (minimal) node counts of a fleet are recomputed
+here from those integers, so a reported point is exact and never better than what was solved.
+Statuses are read from each solver's own report and mapped to ``optimal / infeasible / time_limit
+/ error``: a time-limited run that has an incumbent is ``time_limit``, never ``optimal``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulp
+
+from sweep.candidates import Candidate, CandidateTable
+from sweep.catalog import COST_UNITS_PER_DOLLAR
+from sweep.scenario import Scenario
+
+OPTIMAL, INFEASIBLE, TIME_LIMIT, ERROR = "optimal", "infeasible", "time_limit", "error"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """An offering as the MILP sees it: price in 1e-4 $/node-hour units."""
+
+    name: str
+    gpu: str
+    gpus_per_node: int
+    price_units: int
+    max_nodes: int
+
+
+@dataclass(frozen=True)
+class Instance:
+    """Everything one solve needs; small, frozen and picklable (it travels to workers)."""
+
+    slots: tuple[Slot, ...]
+    candidates: tuple[Candidate, ...]
+    budget_units: int = 0  # 0 = no budget
+    max_gpus: int = 0  # 0 = no cap
+    min_throughput_tok_s: int = 0
+    solver: str = "highs"
+    time_limit_s: float = 60.0
+
+    def slot_index(self) -> dict[str, int]:
+        return {s.name: i for i, s in enumerate(self.slots)}
+
+    def uses(self) -> list[list[tuple[int, int]]]:
+        """Per candidate: (slot index, GPUs per replica)."""
+        idx = self.slot_index()
+        return [[(idx[o], g) for o, g in c.uses] for c in self.candidates]
+
+    def replica_bound(self, c: int) -> int:
+        """Most replicas of candidate c that availability (and the GPU cap) allows."""
+        cand = self.candidates[c]
+        idx = self.slot_index()
+        ub = min(self.slots[idx[o]].max_nodes * self.slots[idx[o]].gpus_per_node // g for o, g in cand.uses)
+        if self.max_gpus:
+            ub = min(ub, self.max_gpus // cand.gpus)
+        return ub
+
+    def max_cost_units(self) -> int:
+        total = sum(s.price_units * s.max_nodes for s in self.slots)
+        return min(total, self.budget_units) if self.budget_units else total
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """A deployment: replicas per candidate (index, count) and the fewest nodes that hold them."""
+
+    replicas: tuple[tuple[int, int], ...]
+    nodes: tuple[tuple[int, int], ...]
+    throughput_tok_s: int
+    cost_units: int
+    gpus: int
+
+    @property
+    def cost_per_hour(self) -> float:
+        return self.cost_units / COST_UNITS_PER_DOLLAR
+
+    @property
+    def cost_per_token(self) -> float | None:
+        """$ per output token; None for the empty fleet."""
+        if self.throughput_tok_s <= 0:
+            return None
+        return self.cost_units / (COST_UNITS_PER_DOLLAR * 3600 * self.throughput_tok_s)
+
+    @property
+    def empty(self) -> bool:
+        return not self.replicas
+
+
+def fleet_of(inst: Instance, counts: Mapping[int, int]) -> Fleet:
+    """The fleet of these replica counts, with the minimal node count per offering."""
+    uses = inst.uses()
+    gpus_used = [0] * len(inst.slots)
+    reps = tuple(sorted((c, n) for c, n in counts.items() if n > 0))
+    for c, n in reps:
+        for s, g in uses[c]:
+            gpus_used[s] += g * n
+    nodes = tuple((s, -(-used // inst.slots[s].gpus_per_node)) for s, used in enumerate(gpus_used) if used)
+    thr = sum(inst.candidates[c].throughput_tok_s * n for c, n in reps)
+    cost = sum(inst.slots[s].price_units * n for s, n in nodes)
+    gpus = sum(inst.candidates[c].gpus * n for c, n in reps)
+    return Fleet(reps, nodes, thr, cost, gpus)
+
+
+def effective_budget(inst: Instance, budget_units: int | None) -> int | None:
+    """An explicit budget (units, 0 allowed), else the instance's (0 there = none); None = no budget."""
+    if budget_units is not None:
+        return budget_units
+    return inst.budget_units or None
+
+
+def violations(inst: Instance, fleet: Fleet, budget_units: int | None = None) -> list[str]:
+    """Why a fleet breaks the instance's constraints (empty list = feasible)."""
+    out = []
+    budget = effective_budget(inst, budget_units)
+    for s, n in fleet.nodes:
+        if n > inst.slots[s].max_nodes:
+            out.append(f"{inst.slots[s].name}: {n} nodes > max {inst.slots[s].max_nodes}")
+    if budget is not None and fleet.cost_units > budget:
+        out.append(f"cost {fleet.cost_units} > budget {budget}")
+    if inst.max_gpus and fleet.gpus > inst.max_gpus:
+        out.append(f"gpus {fleet.gpus} > {inst.max_gpus}")
+    if fleet.throughput_tok_s < inst.min_throughput_tok_s:
+        out.append(f"throughput {fleet.throughput_tok_s} < {inst.min_throughput_tok_s}")
+    return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One MILP solve: the solver's real status, the fleet it returned (if any), and its cost in time."""
+
+    status: str
+    fleet: Fleet | None
+    seconds: float
+    mip_gap: float | None = None
+    message: str = ""
+    solves: int = 1
+
+
+def instance_of(sc: Scenario, table: CandidateTable) -> Instance:
+    """The MILP data of a scenario: only offerings some kept candidate uses."""
+    used = sorted({o for c in table.kept for o, _ in c.uses})
+    slots = tuple(
+        Slot(o, sc.offerings[o].gpu, sc.offerings[o].gpus_per_node, sc.price_units(o), sc.offerings[o].max_nodes)
+        for o in used
+    )
+    budget = sc["limits.budget"]
+    return Instance(
+        slots=slots,
+        candidates=table.kept,
+        budget_units=math.floor(budget * COST_UNITS_PER_DOLLAR + 1e-9) if budget else 0,
+        max_gpus=sc["limits.max_gpus"],
+        min_throughput_tok_s=math.ceil(sc["workload.min_throughput"] - 1e-9),
+        solver=sc["solver.name"],
+        time_limit_s=sc["solver.time_limit_s"],
+    )
+
+
+# --------------------------------------------------------------------------- solving
+
+
+_highs_quiet = False
+
+
+def _silence_highs_banner() -> None:
+    """HiGHS prints a banner to fd 1 when the first Highs object of a process is made; JSON output
+    must stay clean, so make that first object with fd 1 pointed at /dev/null."""
+    global _highs_quiet
+    if _highs_quiet:
+        return
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    _highs_quiet = True
+
+
+def make_solver(name: str, time_limit_s: float) -> pulp.LpSolver:
+    """Exact settings: relative MIP gap 0, one thread (workers already use every core)."""
+    if name == "highs":
+        _silence_highs_banner()
+        return pulp.HiGHS(msg=False, gapRel=0.0, timeLimit=time_limit_s, threads=1)
+    if name == "cbc":
+        return pulp.PULP_CBC_CMD(msg=False, gapRel=0.0, timeLimit=time_limit_s, threads=1)
+    raise ValueError(f"unknown solver {name!r}")  # validated at load; reaching here is a bug
+
+
+@dataclass
+class SolveReport:
+    status: str
+    has_solution: bool
+    mip_gap: float | None
+    seconds: float
+    message: str = ""
+
+
+def run_solver(prob: pulp.LpProblem, solver_name: str, time_limit_s: float) -> SolveReport:
+    """Solve and map the solver's own status; never raises for solver trouble (returns ``error``)."""
+    t0 = time.perf_counter()
+    try:
+        prob.solve(make_solver(solver_name, time_limit_s))
+    except Exception as e:  # a solver crash is a result, not a failure of the sweep
+        return SolveReport(ERROR, False, None, time.perf_counter() - t0, f"{e.__class__.__name__}: {e}")
+    seconds = time.perf_counter() - t0
+    if solver_name == "highs":
+        return _highs_report(prob, seconds)
+    return _cbc_report(prob, seconds)
+
+
+def _highs_report(prob: pulp.LpProblem, seconds: float) -> SolveReport:
+    import highspy
+
+    h = prob.solverModel
+    st = h.getModelStatus()
+    info = h.getInfo()
+    has = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    gap = info.mip_gap if has else None
+    S = highspy.HighsModelStatus
+    if st == S.kOptimal:
+        return SolveReport(OPTIMAL, has, gap, seconds)
+    if st == S.kInfeasible:
+        return SolveReport(INFEASIBLE, False, None, seconds)
+    if st in (S.kTimeLimit, S.kIterationLimit, S.kSolutionLimit, S.kInterrupt):
+        return SolveReport(TIME_LIMIT, has, gap, seconds, f"HiGHS stopped: {h.modelStatusToString(st)}")
+    return SolveReport(ERROR, False, None, seconds, f"HiGHS: {h.modelStatusToString(st)}")
+
+
+def _cbc_report(prob: pulp.LpProblem, seconds: float) -> SolveReport:
+    st, sol = prob.status, prob.sol_status
+    if st == pulp.LpStatusOptimal and sol == pulp.LpSolutionOptimal:
+        return SolveReport(OPTIMAL, True, 0.0, seconds)
+    if st == pulp.LpStatusOptimal and sol == pulp.LpSolutionIntegerFeasible:
+        return SolveReport(TIME_LIMIT, True, None, seconds, "CBC stopped on its time limit with an incumbent")
+    if st == pulp.LpStatusInfeasible:
+        return SolveReport(INFEASIBLE, False, None, seconds)
+    if st == pulp.LpStatusNotSolved:
+        return SolveReport(TIME_LIMIT, False, None, seconds, "CBC stopped before finding a solution")
+    return SolveReport(ERROR, False, None, seconds, f"CBC status {pulp.LpStatus.get(st, st)}")
+
+
+@dataclass
+class Built:
+    """A built PuLP model of an instance: replicas ``x``, nodes ``n``, and the T and C expressions."""
+
+    prob: pulp.LpProblem
+    x: list[pulp.LpVariable]
+    n: list[pulp.LpVariable]
+    T: pulp.LpAffineExpression
+    C: pulp.LpAffineExpression
+    extra: dict = field(default_factory=dict)
+
+
+def build(inst: Instance, *, budget_units: int | None = None, nonempty: bool = False,
+          t_floor: int = 0, sense: int = pulp.LpMaximize) -> Built:
+    """The SPEC §5 constraints (capacity per offering, availability, budget, demand floor, GPU cap)."""
+    prob = pulp.LpProblem("fleet", sense)
+    budget = effective_budget(inst, budget_units)
+    n = [
+        pulp.LpVariable(
+            f"n{i}", 0,
+            min(s.max_nodes, budget // s.price_units) if budget is not None and s.price_units else s.max_nodes,
+            cat="Integer",
+        )
+        for i, s in enumerate(inst.slots)
+    ]
+    x = [pulp.LpVariable(f"x{c}", 0, inst.replica_bound(c), cat="Integer") for c in range(len(inst.candidates))]
+    T = pulp.lpSum(c.throughput_tok_s * x[i] for i, c in enumerate(inst.candidates))
+    C = pulp.lpSum(s.price_units * n[i] for i, s in enumerate(inst.slots))
+    per_slot: list[list[tuple[int, int]]] = [[] for _ in inst.slots]
+    for c, us in enumerate(inst.uses()):
+        for s, g in us:
+            per_slot[s].append((c, g))
+    for s, slot in enumerate(inst.slots):
+        prob += pulp.lpSum(g * x[c] for c, g in per_slot[s]) <= slot.gpus_per_node * n[s], f"cap{s}"
+    if budget is not None:
+        prob += budget >= C, "budget"
+    if inst.max_gpus:
+        prob += pulp.lpSum(c.gpus * x[i] for i, c in enumerate(inst.candidates)) <= inst.max_gpus, "max_gpus"
+    floor = max(t_floor, inst.min_throughput_tok_s)
+    if floor > 0:
+        prob += floor <= T, "demand"
+    if nonempty:
+        prob += pulp.lpSum(x) >= 1, "nonempty"
+    return Built(prob, x, n, T, C)
+
+
+def extract(inst: Instance, m: Built) -> Fleet:
+    counts = {i: int(round(v.varValue or 0)) for i, v in enumerate(m.x)}
+    return fleet_of(inst, counts)
+
+
+def optimise(inst: Instance, t_weight: float, c_weight: float, *, budget_units: int | None = None,
+             nonempty: bool = False, t_floor: int = 0) -> Outcome:
+    """Maximise ``t_weight·T − c_weight·C`` over the instance's fleets."""
+    if not inst.candidates:
+        return Outcome(INFEASIBLE, None, 0.0, message="no candidate can serve this model")
+    m = build(inst, budget_units=budget_units, nonempty=nonempty, t_floor=t_floor)
+    m.prob.setObjective(t_weight * m.T - c_weight * m.C)
+    rep = run_solver(m.prob, inst.solver, inst.time_limit_s)
+    fleet = extract(inst, m) if rep.has_solution else None
+    return Outcome(rep.status, fleet, rep.seconds, rep.mip_gap, rep.message)
+
+
+def budget_solve(inst: Instance, budget_units: int | None = None) -> Outcome:
+    """Max throughput within the budget; among the maximisers the least cost (one lexicographic solve).
+
+    Exact: T and C are integers and every fleet's cost lies in [0, max_cost], so weighting T by
+    max_cost + 1 makes one more token/s worth more than any cost saving.
+    """
+    budget = effective_budget(inst, budget_units)
+    weight = (inst.max_cost_units() if budget is None else min(inst.max_cost_units(), budget)) + 1
+    out = optimise(inst, weight, 1, budget_units=budget)
+    if out.status == OPTIMAL and out.fleet is not None and out.fleet.empty:
+        return Outcome(INFEASIBLE, None, out.seconds, message="no fleet fits the limits")
+    return out

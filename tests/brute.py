@@ -1,0 +1,93 @@
+"""An independent brute force over every fleet of a small instance, and a random instance maker."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from fractions import Fraction
+
+from sweep.candidates import Candidate
+from sweep.milp import Instance, Slot
+
+
+def fleets(inst: Instance):
+    """Every non-empty replica vector within availability, with its exact (T, C, gpus) and feasibility.
+
+    Written from the SPEC §5 formulas directly (not through sweep.milp.fleet_of)."""
+    slots = {s.name: s for s in inst.slots}
+    bounds = []
+    for c in inst.candidates:
+        bounds.append(min(slots[o].max_nodes * slots[o].gpus_per_node // g for o, g in c.uses))
+    for counts in itertools.product(*(range(b + 1) for b in bounds)):
+        if not any(counts):
+            continue
+        used = {name: 0 for name in slots}
+        for c, k in zip(inst.candidates, counts, strict=False):
+            for o, g in c.uses:
+                used[o] += g * k
+        nodes = {o: -(-u // slots[o].gpus_per_node) for o, u in used.items()}
+        if any(nodes[o] > slots[o].max_nodes for o in slots):
+            continue
+        T = sum(c.throughput_tok_s * k for c, k in zip(inst.candidates, counts, strict=False))
+        C = sum(slots[o].price_units * nodes[o] for o in slots)
+        G = sum(c.gpus * k for c, k in zip(inst.candidates, counts, strict=False))
+        if inst.max_gpus and inst.max_gpus < G:
+            continue
+        if inst.min_throughput_tok_s > T:
+            continue
+        yield counts, T, C
+
+
+def best_at_budget(inst: Instance, budget: int | None):
+    """(T, C) of the lexicographic budget solve, or None."""
+    best = None
+    for _, T, C in fleets(inst):
+        if budget is not None and budget < C:
+            continue
+        if best is None or best[0] < T or (best[0] == T and best[1] > C):
+            best = (T, C)
+    return best
+
+
+def min_ratio(inst: Instance):
+    """(T, C) with the least C/T, ties to the higher T; None if no fleet."""
+    best = None
+    for _, T, C in fleets(inst):
+        if inst.budget_units and inst.budget_units < C:
+            continue
+        key = (Fraction(C, T), -T)
+        if best is None or key < best[0]:
+            best = (key, (T, C))
+    return best[1] if best else None
+
+
+def frontier(inst: Instance):
+    """The non-dominated (C, T) points, descending cost."""
+    pts = {(C, T) for _, T, C in fleets(inst) if not (inst.budget_units and inst.budget_units < C)}
+    nd = [(C, T) for C, T in pts if not any((C2 <= C and T2 >= T) and (C2, T2) != (C, T) for C2, T2 in pts)]
+    return sorted(nd, reverse=True)
+
+
+def random_instance(rng: random.Random, solver: str = "highs", mixed: bool = False) -> Instance:
+    """2–3 offerings, 3–5 candidates, node bundling, availability, sometimes a floor/budget/GPU cap."""
+    n_slots = rng.randint(2, 3)
+    slots = []
+    for i in range(n_slots):
+        gpn = rng.choice([1, 2, 4, 8])
+        slots.append(Slot(f"o{i}", f"g{i}", gpn, rng.randint(5, 400) * 100 + rng.randint(0, 99), rng.randint(1, 3)))
+    cands = []
+    for _j in range(rng.randint(3, 5)):
+        s = rng.choice(slots)
+        tp = rng.choice([t for t in (1, 2, 4, 8) if t <= s.gpus_per_node])
+        pp = rng.choice([1, 2])
+        if tp * pp > s.gpus_per_node * s.max_nodes:
+            pp = 1
+        cands.append(Candidate(s.name, s.gpu, tp, pp, tp * pp, rng.randint(50, 5000), 1, 1.0, ((s.name, tp * pp),)))
+    if mixed and n_slots >= 2:
+        a, b = rng.sample(slots, 2)
+        cands.append(Candidate(a.name, a.gpu, 1, 2, 2, rng.randint(50, 5000), 1, 1.0, ((a.name, 1), (b.name, 1))))
+    total_cost = sum(s.price_units * s.max_nodes for s in slots)
+    budget = rng.choice([0, 0, rng.randint(total_cost // 4, total_cost)])
+    floor = rng.choice([0, 0, rng.randint(50, 3000)])
+    max_gpus = rng.choice([0, 0, rng.randint(2, 12)])
+    return Instance(tuple(slots), tuple(cands), budget, max_gpus, floor, solver, 60.0)
