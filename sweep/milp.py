@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pulp
 
@@ -48,22 +49,36 @@ class Instance:
     solver: str = "highs"
     time_limit_s: float = 60.0
 
-    def slot_index(self) -> dict[str, int]:
+    # derived lookups, computed once per instance (cached_property writes past the frozen guard)
+    @cached_property
+    def _slot_index(self) -> dict[str, int]:
         return {s.name: i for i, s in enumerate(self.slots)}
+
+    @cached_property
+    def _uses(self) -> list[list[tuple[int, int]]]:
+        idx = self._slot_index
+        return [[(idx[o], g) for o, g in c.uses] for c in self.candidates]
+
+    @cached_property
+    def _replica_bounds(self) -> list[int]:
+        out = []
+        for us, cand in zip(self._uses, self.candidates, strict=True):
+            ub = min(self.slots[s].max_nodes * self.slots[s].gpus_per_node // g for s, g in us)
+            if self.max_gpus:
+                ub = min(ub, self.max_gpus // cand.gpus)
+            out.append(ub)
+        return out
+
+    def slot_index(self) -> dict[str, int]:
+        return self._slot_index
 
     def uses(self) -> list[list[tuple[int, int]]]:
         """Per candidate: (slot index, GPUs per replica)."""
-        idx = self.slot_index()
-        return [[(idx[o], g) for o, g in c.uses] for c in self.candidates]
+        return self._uses
 
     def replica_bound(self, c: int) -> int:
         """Most replicas of candidate c that availability (and the GPU cap) allows."""
-        cand = self.candidates[c]
-        idx = self.slot_index()
-        ub = min(self.slots[idx[o]].max_nodes * self.slots[idx[o]].gpus_per_node // g for o, g in cand.uses)
-        if self.max_gpus:
-            ub = min(ub, self.max_gpus // cand.gpus)
-        return ub
+        return self._replica_bounds[c]
 
     def max_cost_units(self) -> int:
         total = sum(s.price_units * s.max_nodes for s in self.slots)
@@ -317,15 +332,45 @@ def optimise(inst: Instance, t_weight: float, c_weight: float, *, budget_units: 
     return Outcome(rep.status, fleet, rep.seconds, rep.mip_gap, rep.message)
 
 
+class BudgetSolver:
+    """Repeated budget solves of one instance on one built model: only the budget row, the node
+    bounds it implies and the objective weight change between solves (pareto, iterative,
+    enumeration make many)."""
+
+    def __init__(self, inst: Instance):
+        self.inst = inst
+        self.ceiling = inst.max_cost_units()
+        self.m = build(inst, budget_units=self.ceiling)
+
+    def solve(self, budget_units: int | None = None) -> Outcome:
+        inst, m = self.inst, self.m
+        if not inst.candidates:
+            return Outcome(INFEASIBLE, None, 0.0, message="no candidate can serve this model")
+        budget = effective_budget(inst, budget_units)
+        cap = self.ceiling if budget is None else min(self.ceiling, budget)
+        m.prob.constraints["budget"].constant = -cap
+        for var, slot in zip(m.n, inst.slots, strict=True):
+            var.upBound = min(slot.max_nodes, cap // slot.price_units) if slot.price_units else slot.max_nodes
+        # one more token/s outweighs any cost difference (costs lie in [0, cap]): lexicographic in one solve
+        m.prob.setObjective((cap + 1) * m.T - m.C)
+        rep = run_solver(m.prob, inst.solver, inst.time_limit_s)
+        fleet = extract(inst, m) if rep.has_solution else None
+        if rep.status == OPTIMAL and fleet is not None and fleet.empty:
+            return Outcome(INFEASIBLE, None, rep.seconds, message="no fleet fits the limits")
+        return Outcome(rep.status, fleet, rep.seconds, rep.mip_gap, rep.message)
+
+
+_last_budget_solver: BudgetSolver | None = None
+
+
 def budget_solve(inst: Instance, budget_units: int | None = None) -> Outcome:
     """Max throughput within the budget; among the maximisers the least cost (one lexicographic solve).
 
-    Exact: T and C are integers and every fleet's cost lies in [0, max_cost], so weighting T by
-    max_cost + 1 makes one more token/s worth more than any cost saving.
+    Exact: T and C are integers and every fleet's cost lies in [0, budget], so weighting T by
+    budget + 1 makes one more token/s worth more than any cost saving. Consecutive calls on the same
+    instance object reuse its built model.
     """
-    budget = effective_budget(inst, budget_units)
-    weight = (inst.max_cost_units() if budget is None else min(inst.max_cost_units(), budget)) + 1
-    out = optimise(inst, weight, 1, budget_units=budget)
-    if out.status == OPTIMAL and out.fleet is not None and out.fleet.empty:
-        return Outcome(INFEASIBLE, None, out.seconds, message="no fleet fits the limits")
-    return out
+    global _last_budget_solver
+    if _last_budget_solver is None or _last_budget_solver.inst is not inst:
+        _last_budget_solver = BudgetSolver(inst)
+    return _last_budget_solver.solve(budget_units)

@@ -1,0 +1,158 @@
+"""The sweep driver: job → scenarios → tasks → backend → store, with progress, resume and a summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import TextIO
+
+from sweep.backends import Backend, make_backend
+from sweep.job import Job, load_job
+from sweep.methods import EXACT_METHODS, MethodParams, enumeration_budgets
+from sweep.plan import plan
+from sweep.progress import Progress, fmt_duration
+from sweep.store import Store
+
+
+@dataclass
+class RunSummary:
+    sweep: str
+    out: str
+    scenarios: int
+    tasks_total: int
+    tasks_skipped: int  # already finished in an earlier run
+    tasks_run: int = 0
+    failures: int = 0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    best: dict = field(default_factory=dict)  # best exact $/token found
+
+    def text(self) -> str:
+        lines = [
+            f"sweep {self.sweep}: {self.scenarios} scenarios, {self.tasks_total} tasks "
+            f"({self.tasks_run} run now, {self.tasks_skipped} already done), {self.failures} failed, "
+            f"{fmt_duration(self.elapsed_s)}",
+            f"dataset: {self.out}",
+        ]
+        if self.best:
+            b = self.best
+            lines.append(f"best $/token: ${b['cost_per_token']:.3e} ({b['throughput_tok_s']:,.0f} tok/s at "
+                         f"${b['cost_per_hour']:,.2f}/h, scenario {b['scenario_id']}, {b['method']})")
+        if self.interrupted:
+            lines.append("interrupted: finished tasks are saved; run the same command again to resume")
+        return "\n".join(lines)
+
+
+def default_out(job: Job) -> str:
+    return job.out or str(Path("results") / job.name)
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("sweep", "pulp", "highspy", "pyarrow", "pandas", "ray"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def count_tasks(job: Job) -> tuple[int, int]:
+    """(scenarios, tasks) of a job; validates every scenario (raises InputError)."""
+    n_sc = n_tasks = 0
+    seen = set()
+    per_method = [m for m in job.methods if m != "enumeration"]
+    for sc in job.scenarios():
+        if sc.scenario_id in seen:
+            continue
+        seen.add(sc.scenario_id)
+        n_sc += 1
+        n_tasks += len(per_method)
+        if "enumeration" in job.methods:
+            n_tasks += len(enumeration_budgets(MethodParams.from_params(sc.params)))
+    return n_sc, n_tasks
+
+
+def run_sweep(
+    job: Job | str | Path,
+    *,
+    backend: str | Backend = "processes",
+    workers: int | None = None,
+    address: str | None = None,
+    out: str | None = None,
+    fresh: bool = False,
+    retry_errors: bool = False,
+    progress: bool = True,
+    stream: TextIO | None = None,
+    rows_per_part: int = 5000,
+) -> RunSummary:
+    """Run a sweep to completion (or Ctrl-C). Raises InputError on bad input before writing anything."""
+    job = job if isinstance(job, Job) else load_job(job)
+    n_sc, n_tasks = count_tasks(job)  # validates everything before any file is touched
+    out = out or default_out(job)
+    be = backend if isinstance(backend, Backend) else make_backend(backend, workers, address)
+    stream = stream or sys.stderr
+    with Store(out, job.name, fresh=fresh, rows_per_part=rows_per_part) as store:
+        done = set() if fresh else store.finished_task_ids(include_errors=not retry_errors)
+        store.write_scenarios(job.scenarios())
+        skipped = min(len(done), n_tasks)
+        summary = RunSummary(job.name, out, n_sc, n_tasks, skipped)
+        manifest = {"spec": job.spec, "versions": versions(), "backend": be.describe(), "status": "running",
+                    "scenarios": n_sc, "tasks": {"total": n_tasks}}
+        store.write_manifest(manifest)
+        if progress:
+            print(f"sweep {job.name}: {n_sc} scenarios × {', '.join(job.methods)} = {n_tasks} tasks "
+                  f"({skipped} already done) on {be.describe()} → {out}", file=stream, flush=True)
+        prog = Progress(n_tasks, stream=stream, enabled=progress, initial=skipped)
+        split = n_sc < 2 * be.workers
+        per_batch = max(1, min(8, n_sc // (be.workers * 8)))
+        batches = plan(job.scenarios(), job.methods, done, scenarios_per_batch=per_batch, split_tasks=split)
+        try:
+            for res in be.run(job.name, batches):
+                store.add(res.outputs)
+                prog.update(len(res.outputs), sum(o.solution["status"] == "error" for o in res.outputs))
+            store.compact()
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            be.close()
+            prog.close()
+            store.flush()
+            summary.tasks_run = prog.new
+            summary.failures = store.counts.errors
+            summary.elapsed_s = prog.elapsed_s
+            summary.best = best_exact(store)
+            manifest["status"] = "interrupted" if summary.interrupted else "complete"
+            manifest["tasks"] = {"total": n_tasks, "done": min(n_tasks, skipped + prog.new),
+                                 "run_now": prog.new, "failed_now": store.counts.errors}
+            manifest["elapsed_s"] = round(prog.elapsed_s, 3)
+            store.write_manifest(manifest)
+    return summary
+
+
+def best_exact(store: Store) -> dict:
+    """The least $/token among exact methods' optimal rows in the dataset (empty if none)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    best: dict = {}
+    cols = ["scenario_id", "method", "status", "cost_per_token", "throughput_tok_s", "cost_per_hour"]
+    for f in store.part_files("solutions"):
+        t = pq.read_table(f, columns=cols, filesystem=store.fs)
+        exact = pc.is_in(t["method"], value_set=pa.array(list(EXACT_METHODS)))
+        t = t.filter(pc.and_(exact, pc.and_(pc.equal(t["status"], "optimal"), pc.is_valid(t["cost_per_token"]))))
+        if t.num_rows == 0:
+            continue
+        i = pc.index(t["cost_per_token"], pc.min(t["cost_per_token"])).as_py()
+        row = {c: t[c][i].as_py() for c in cols}
+        if not best or row["cost_per_token"] < best["cost_per_token"]:
+            best = row
+    return best
+
+
+def summary_json(s: RunSummary) -> str:
+    return json.dumps(s.__dict__, default=str)
