@@ -77,7 +77,9 @@ class ProcessBackend(Backend):
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = mp.get_context("forkserver")
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        # workers fork from a long-lived server process: hand them this process's SWEEP_* settings
+        env = {k: v for k, v in os.environ.items() if k.startswith("SWEEP_")}
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_env, initargs=(env,))
 
     def run(self, sweep: str, batches: Iterable[Batch]) -> Iterator[BatchResult]:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -129,6 +131,12 @@ class ProcessBackend(Backend):
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def _worker_env(env: dict[str, str]) -> None:
+    for k in [k for k in os.environ if k.startswith("SWEEP_")]:
+        del os.environ[k]
+    os.environ.update(env)
 
 
 def _ray_run_batch(sweep: str, batch: Batch) -> list[TaskOutput]:

@@ -76,6 +76,9 @@ class Catalog:
     gpus: dict[str, Gpu]
     offerings: dict[str, Offering]
     models: dict[str, Model]
+    # names of rows skipped for their own problems (already reported): references to them are
+    # not reported again as "unknown"
+    broken: frozenset[str] = frozenset()
 
 
 # column -> (type, required, default); type is int, float or str
@@ -135,9 +138,15 @@ def file_digest(path: Path) -> str:
         return "unreadable"
 
 
-def read_rows(path: Path, columns: dict[str, _Col], problems: Problems) -> list[dict[str, object]]:
-    """Read a catalog CSV, checking header, types and positivity; returns typed rows (bad rows skipped)."""
+def read_rows(path: Path, columns: dict[str, _Col], problems: Problems,
+              broken: set[str] | None = None) -> list[dict[str, object]]:
+    """Read a catalog CSV, checking header, types and positivity; returns typed rows (bad rows skipped).
+
+    The name (first column) of every skipped row is added to ``broken``.
+    """
     label = str(path)
+    before = len(problems.items)
+    key_col = next(iter(columns))
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -197,7 +206,9 @@ def read_rows(path: Path, columns: dict[str, _Col], problems: Problems) -> list[
             row[col] = val
         if ok:
             rows.append(row)
-    if not rows and not problems:
+        elif broken is not None and (raw.get(key_col) or "").strip():
+            broken.add((raw.get(key_col) or "").strip())
+    if not rows and len(problems.items) == before:
         problems.add(label, "no data rows")
     return rows
 
@@ -210,18 +221,25 @@ def _unique(rows: list[dict[str, object]], key: str, label: str, problems: Probl
         seen.add(row[key])
 
 
-def load_gpus(path: Path, problems: Problems) -> dict[str, Gpu]:
-    rows = read_rows(path, GPU_COLUMNS, problems)
+def load_gpus(path: Path, problems: Problems, broken: set[str] | None = None) -> dict[str, Gpu]:
+    rows = read_rows(path, GPU_COLUMNS, problems, broken)
     _unique(rows, "gpu", str(path), problems)
     return {str(r["gpu"]): Gpu(**r) for r in rows}  # type: ignore[arg-type]
 
 
-def load_offerings(path: Path, gpus: dict[str, Gpu], problems: Problems, gpus_path: str = "") -> dict[str, Offering]:
-    rows = read_rows(path, OFFERING_COLUMNS, problems)
+def load_offerings(path: Path, gpus: dict[str, Gpu], problems: Problems, gpus_path: str = "",
+                   broken: set[str] | None = None) -> dict[str, Offering]:
+    """Offerings whose gpu is in ``gpus``; one naming a gpu in ``broken`` is skipped silently (and becomes broken)."""
+    broken = set() if broken is None else broken
+    rows = read_rows(path, OFFERING_COLUMNS, problems, broken)
     _unique(rows, "offering", str(path), problems)
     out: dict[str, Offering] = {}
     for r in rows:
+        if r["gpu"] in broken and r["gpu"] not in gpus:
+            broken.add(str(r["offering"]))
+            continue
         if gpus and r["gpu"] not in gpus:
+            broken.add(str(r["offering"]))
             problems.add(
                 f"{path}",
                 f"offering '{r['offering']}' names unknown gpu '{r['gpu']}' "
@@ -244,8 +262,8 @@ def load_offerings(path: Path, gpus: dict[str, Gpu], problems: Problems, gpus_pa
     return out
 
 
-def load_models(path: Path, problems: Problems) -> dict[str, Model]:
-    rows = read_rows(path, MODEL_COLUMNS, problems)
+def load_models(path: Path, problems: Problems, broken: set[str] | None = None) -> dict[str, Model]:
+    rows = read_rows(path, MODEL_COLUMNS, problems, broken)
     _unique(rows, "model", str(path), problems)
     out: dict[str, Model] = {}
     for r in rows:

@@ -88,6 +88,7 @@ def run_sweep(
     progress: bool = True,
     stream: TextIO | None = None,
     rows_per_part: int = 5000,
+    flush_s: float = 5.0,
 ) -> RunSummary:
     """Run a sweep to completion (or Ctrl-C). Raises InputError on bad input before writing anything."""
     job = job if isinstance(job, Job) else load_job(job)
@@ -95,7 +96,7 @@ def run_sweep(
     out = out or default_out(job)
     be = backend if isinstance(backend, Backend) else make_backend(backend, workers, address)
     stream = stream or sys.stderr
-    with Store(out, job.name, fresh=fresh, rows_per_part=rows_per_part) as store:
+    with Store(out, job.name, fresh=fresh, rows_per_part=rows_per_part, flush_s=flush_s) as store:
         done = set() if fresh else store.finished_task_ids(include_errors=not retry_errors)
         store.write_scenarios(job.scenarios())
         skipped = min(len(done), n_tasks)

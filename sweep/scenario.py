@@ -64,7 +64,8 @@ def _positive_ints(v: Any) -> str | None:
 
 
 def _positive_map(v: Any) -> str | None:
-    return None if all(x > 0 for x in v.values()) else "values must be > 0"
+    bad = [f"{k} = {x}" for k, x in v.items() if x <= 0]
+    return f"values must be > 0, got {', '.join(bad)}" if bad else None
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,12 @@ class Key:
     default: Any
     check: Check | None = None
     doc: str = ""
+
+
+def _link_entries(v: Any) -> str | None:
+    from sweep.pipelines import parse_link_entry  # a later module: imported when first checked
+
+    return "; ".join(m for m in map(parse_link_entry, v) if isinstance(m, str)) or None
 
 
 SCHEMA: dict[str, Key] = {
@@ -105,6 +112,11 @@ SCHEMA: dict[str, Key] = {
     "perf.mixed": Key("bool", False, None, "also build mixed-GPU pipelines (SPEC §4.1)"),
     "perf.max_stages": Key("int", 4, _positive, "most stages of a mixed pipeline"),
     "perf.max_gpu_types": Key("int", 2, _positive, "most GPU types in one mixed pipeline"),
+    "perf.max_mixed": Key("int", 8, _non_negative,
+                          "most mixed pipelines kept per set of offerings, cheapest per token first (0 = no cap)"),
+    "perf.link_gbps": Key("list[str]", [], _link_entries,
+                          "inter-stage network of a mixed pipeline between two offerings, 'A|B=GB/s' "
+                          "(default: the slower node network; 0 = not connected)"),
     "solver.name": Key("str", "highs", _one_of("highs", "cbc")),
     "solver.time_limit_s": Key("float", 60.0, _positive),
     "methods.enumeration.budget_min": Key("float", 0.30, _positive, "$/hour"),
@@ -210,10 +222,12 @@ def read_config_csv(path: Path, problems: Problems) -> dict[str, Any]:
         key = row[0].strip()
         if lineno == 1 and key.lower() in ("key", "parameter") and len(row) > 1 and row[1].strip().lower() == "value":
             continue
-        if len(row) < 2:
+        value = ",".join(row[1:])
+        if not value.strip().startswith("["):
+            value = value.split("#", 1)[0]
+        if not value.strip():
             problems.add(f"{path}:{lineno}", f"row '{key}' has no value (expected key,value)")
             continue
-        value = ",".join(row[1:]).split("#", 1)[0] if not row[1].strip().startswith("[") else ",".join(row[1:])
         out[ALIASES.get(key, key)] = _parse_scalar(value)
     return out
 
@@ -329,10 +343,11 @@ def check_params(raw: Mapping[str, Any], where: str, problems: Problems) -> dict
 @lru_cache(maxsize=64)
 def _load_catalog_files(gpus_p: str, offerings_p: str, models_p: str, stamp: str) -> tuple[Catalog, tuple]:
     problems = Problems()
-    gpus = load_gpus(Path(gpus_p), problems)
-    offerings = load_offerings(Path(offerings_p), gpus, problems, gpus_p)
-    models = load_models(Path(models_p), problems)
-    return Catalog(gpus, offerings, models), tuple(problems.items)
+    broken: set[str] = set()
+    gpus = load_gpus(Path(gpus_p), problems, broken)
+    offerings = load_offerings(Path(offerings_p), gpus, problems, gpus_p, broken)
+    models = load_models(Path(models_p), problems, broken)
+    return Catalog(gpus, offerings, models, frozenset(broken)), tuple(problems.items)
 
 
 def load_catalog(params: Mapping[str, Any], base_dir: Path, problems: Problems) -> tuple[Catalog, dict[str, str]]:
@@ -345,8 +360,12 @@ def load_catalog(params: Mapping[str, Any], base_dir: Path, problems: Problems) 
     return catalog, digests
 
 
-def read_profile(path: Path, offerings: Mapping[str, Offering], problems: Problems) -> tuple[ProfileRow, ...]:
+def read_profile(path: Path, offerings: Mapping[str, Offering], problems: Problems,
+                 broken: frozenset[str] = frozenset()) -> tuple[ProfileRow, ...]:
+    """Profile rows (SPEC §3.2). Offering names are checked only against a catalog that loaded;
+    a row naming an offering in ``broken`` (a catalog row with its own problem) is skipped silently."""
     label = str(path)
+    before = len(problems.items)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -356,6 +375,9 @@ def read_profile(path: Path, offerings: Mapping[str, Offering], problems: Proble
         problems.add(label, f"cannot read file ({e.__class__.__name__})")
         return ()
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        problems.add(label, "empty file: expected a header row and at least one data row")
+        return ()
     reader = csv.DictReader(lines)
     cols = ["offering", "tp", "pp", "throughput_tok_s", "tpot_ms", "batch"]
     header = [h.strip() for h in reader.fieldnames or []]
@@ -369,11 +391,14 @@ def read_profile(path: Path, offerings: Mapping[str, Offering], problems: Proble
         return ()
     rows = []
     seen = set()
+    n_data = 0
     for i, r in enumerate(reader, start=2):
+        n_data += 1
         where = f"{label}:{i}"
         name = (r.get("offering") or "").strip()
         if name not in offerings:
-            problems.add(where, f"unknown offering '{name}' (known: {', '.join(sorted(offerings))})")
+            if offerings and name not in broken:  # else the catalog's own problem is already reported
+                problems.add(where, f"unknown offering '{name}' (known: {', '.join(sorted(offerings))})")
             continue
         try:
             tp, pp = int(r["tp"]), int(r["pp"])
@@ -391,7 +416,7 @@ def read_profile(path: Path, offerings: Mapping[str, Offering], problems: Proble
             continue
         seen.add((name, tp, pp))
         rows.append(ProfileRow(name, tp, pp, thr, tpot, batch))
-    if not rows and not problems:
+    if not n_data and len(problems.items) == before:
         problems.add(label, "no data rows")
     return tuple(rows)
 
@@ -408,23 +433,27 @@ def build_scenario(raw: Mapping[str, Any], base_dir: Path, origin: str) -> Scena
     if catalog.gpus is not None and not catalog.offerings and not problems:
         problems.add(where("catalog.offerings"), "no offerings")
     offerings = dict(catalog.offerings)
+    # references are checked only against catalogs that loaded (a missing or empty one is its own problem)
+    known_offerings = ", ".join(sorted(catalog.offerings))
     only = params["catalog.only"]
     if only:
         names = set(catalog.offerings) | set(catalog.gpus)
         for name in only:
-            if name not in names:
-                problems.add(where("catalog.only"), f"unknown gpu or offering '{name}'")
+            if name not in names and name not in catalog.broken and catalog.offerings and catalog.gpus:
+                problems.add(where("catalog.only"), f"unknown gpu or offering '{name}' (known gpus: "
+                             f"{', '.join(sorted(catalog.gpus))}; known offerings: {known_offerings})")
         offerings = {k: o for k, o in offerings.items() if k in only or o.gpu in only}
     for name, n in params["catalog.max_nodes"].items():
         if name not in catalog.offerings:
-            problems.add(where("catalog.max_nodes"), f"unknown offering '{name}'")
+            if catalog.offerings and name not in catalog.broken:
+                problems.add(where("catalog.max_nodes"), f"unknown offering '{name}' (known: {known_offerings})")
         elif name in offerings:
             offerings[name] = _replace_max_nodes(offerings[name], n)
     profile: tuple[ProfileRow, ...] = ()
     if params["perf.profile"]:
         ppath = resolve_path(params["perf.profile"], "profile", base_dir)
         digests["perf.profile"] = file_digest(ppath)
-        profile = read_profile(ppath, catalog.offerings, problems)
+        profile = read_profile(ppath, catalog.offerings, problems, catalog.broken)
     problems.raise_if_any()
     assert model is not None  # guaranteed: a missing or unknown model is a problem raised above
     return Scenario(params, origin, catalog, model, offerings, profile, digests)

@@ -167,7 +167,8 @@ class Store:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 try:
-                    other = json.loads(open(lock).read() or "{}")
+                    with open(lock) as fh:
+                        other = json.loads(fh.read() or "{}")
                 except (OSError, ValueError):
                     other = {}
                 if other.get("host") == me["host"] and not _alive(int(other.get("pid", 0) or 0)):

@@ -1,4 +1,4 @@
-"""``sweep candidates SCENARIO [--json] [--all]``."""
+"""``sweep candidates SCENARIO [--json] [--kept]``."""
 
 from __future__ import annotations
 

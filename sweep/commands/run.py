@@ -17,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", "-o", help="output folder or URI (s3://…, gs://…); default results/<sweep name>")
     p.add_argument("--fresh", action="store_true", help="start over: drop earlier results in the output")
     p.add_argument("--retry-errors", action="store_true", help="re-run tasks whose earlier result was an error")
+    p.add_argument("--flush-s", type=float, default=5.0, metavar="S",
+                   help="save finished results at least every S seconds (a kill loses at most that much; default 5)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
 
@@ -26,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
         raise InputError([Problem("--workers", f"must be >= 1, got {args.workers}")])
     s = run_sweep(args.job, backend=args.backend, workers=args.workers, address=args.address, out=args.out,
-                  fresh=args.fresh, retry_errors=args.retry_errors, progress=not args.quiet)
+                  fresh=args.fresh, retry_errors=args.retry_errors, progress=not args.quiet,
+                  flush_s=max(0.0, args.flush_s))
     print(s.text())
     return 130 if s.interrupted else 0

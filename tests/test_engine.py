@@ -1,0 +1,163 @@
+"""The sweep engine end to end: same rows on every backend, resume after SIGKILL, a poisoned task,
+a killed worker, job validation — real solves, real Parquet, real processes and a real local Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+from engine_jobs import rows, write_job
+from netns import requires_netns
+from sweep.cli import main
+from sweep.runner import run_sweep
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, list[dict]]:
+    tmp = tmp_path_factory.mktemp("ref")
+    job = write_job(tmp)
+    s = run_sweep(job, backend="serial", out=str(tmp / "out"), progress=False)
+    assert s.failures == 0 and s.tasks_run == s.tasks_total > 0
+    return job, rows(tmp / "out")
+
+
+def test_serial_dataset_is_complete(reference, tmp_path):
+    job, ref = reference
+    ids = [r["task_id"] for r in ref]
+    assert len(ids) == len(set(ids))
+    # 8 scenarios x (4 single-row methods + 4 enumeration points)
+    assert len(ids) == 8 * (4 + 4)
+    out = Path(ds.dataset(job.parent / "out" / "solutions").files[0]).parents[1]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["tasks"]["total"] == len(ids)
+    sc = ds.dataset(out / "scenarios.parquet").to_table()
+    assert sc.num_rows == 8 and "workload_prompt_tokens" in sc.column_names
+    # each enumeration scenario has exactly one best point, the least $/token among its points
+    enum = [r for r in ref if r["method"] == "enumeration"]
+    for sid in {r["scenario_id"] for r in enum}:
+        pts = [r for r in enum if r["scenario_id"] == sid]
+        best = [r for r in pts if r["is_best"]]
+        feasible = [r for r in pts if r["cost_per_token"] is not None]
+        assert len(best) == (1 if feasible else 0)
+        if feasible:
+            assert best[0]["cost_per_token"] == min(r["cost_per_token"] for r in feasible)
+    # pareto's answer is the frontier's least $/token point
+    front = rows(out, "frontier")
+    for r in (r for r in ref if r["method"] == "pareto" and r["cost_per_token"] is not None):
+        pts = [f for f in front if f["scenario_id"] == r["scenario_id"]]
+        assert pts and min(p["cost_per_token"] for p in pts) == pytest.approx(r["cost_per_token"], rel=1e-12)
+
+
+def test_processes_backend_same_rows(reference, tmp_path):
+    job, ref = reference
+    s = run_sweep(job, backend="processes", workers=2, out=str(tmp_path / "p"), progress=False)
+    assert s.failures == 0
+    assert rows(tmp_path / "p") == ref
+
+
+@pytest.mark.ray
+@requires_netns
+def test_ray_backend_same_rows(reference, tmp_path):
+    job, ref = reference
+    s = run_sweep(job, backend="ray", workers=2, out=str(tmp_path / "r"), progress=False)
+    assert s.failures == 0
+    assert rows(tmp_path / "r") == ref
+
+
+def test_resume_skips_finished_work(reference, tmp_path):
+    job, ref = reference
+    out = tmp_path / "o"
+    run_sweep(job, backend="serial", out=str(out), progress=False)
+    again = run_sweep(job, backend="serial", out=str(out), progress=False)
+    assert again.tasks_run == 0 and again.tasks_skipped == len(ref)
+    assert rows(out) == ref
+    fresh = run_sweep(job, backend="serial", out=str(out), progress=False, fresh=True)
+    assert fresh.tasks_run == len(ref)
+    assert rows(out) == ref
+
+
+def test_sigkill_of_driver_then_resume(reference, tmp_path):
+    """Kill the driver's whole process group mid-sweep; a re-run completes with no duplicate or missing task."""
+    job, ref = reference
+    out = tmp_path / "k"
+    cmd = [sys.executable, "-m", "sweep.cli", "run", str(job), "--out", str(out), "--backend", "processes",
+           "--workers", "2", "-q", "--flush-s", "0"]  # save every batch, so parts are on disk before the kill
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        parts = list((out / "solutions").glob("part-*.parquet")) if (out / "solutions").exists() else []
+        if len(parts) >= 2:
+            break
+        time.sleep(0.05)
+    killed = proc.poll() is None
+    if killed:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert killed, "the sweep finished before it could be killed; make the job larger"
+    before = {r["task_id"] for r in ds.dataset(out / "solutions").to_table(columns=["task_id"]).to_pylist()}
+    assert 0 < len(before) < len(ref)
+    s = run_sweep(job, backend="processes", workers=2, out=str(out), progress=False)
+    assert s.tasks_skipped == len(before) and s.tasks_run == len(ref) - len(before)
+    got = rows(out)
+    assert len({r["task_id"] for r in got}) == len(got) == len(ref)
+    assert got == ref
+
+
+def test_poisoned_task_is_one_error_row(reference, tmp_path, monkeypatch):
+    job, ref = reference
+    victim = next(r["task_id"] for r in ref if r["method"] == "dinkelbach")
+    monkeypatch.setenv("SWEEP_FAULTS", f"raise:{victim}")
+    s = run_sweep(job, backend="processes", workers=2, out=str(tmp_path / "x"), progress=False)
+    got = {r["task_id"]: r for r in rows(tmp_path / "x")}
+    assert s.failures == 1
+    assert got[victim]["status"] == "error" and "injected fault" in got[victim]["error"]
+    for r in ref:
+        if r["task_id"] != victim:
+            assert got[r["task_id"]] == r
+
+
+def test_killed_worker_is_retried(reference, tmp_path, monkeypatch):
+    job, ref = reference
+    victim = next(r["task_id"] for r in ref if r["method"] == "pareto")
+    monkeypatch.setenv("SWEEP_FAULTS", f"kill:{victim}")
+    monkeypatch.setenv("SWEEP_FAULTS_DIR", str(tmp_path))
+    s = run_sweep(job, backend="processes", workers=2, out=str(tmp_path / "w"), progress=False)
+    assert (tmp_path / ("killed-" + victim.replace("/", "_"))).exists(), "the worker was not killed"
+    assert s.failures == 0
+    assert rows(tmp_path / "w") == ref
+
+
+def test_bad_job_exit_2_and_nothing_written(tmp_path, capsys):
+    job = write_job(tmp_path, extra='"workload.prompt_len" = [1]\n"workload.output_tokens" = [0, 5]\n')
+    code = main(["run", str(job), "--out", str(tmp_path / "bad"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert any("grid.workload.prompt_len: unknown key" in line for line in err)
+    assert any("grid.workload.output_tokens" in line and "> 0" in line for line in err)
+    assert all(line.startswith("error: ") for line in err)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_second_run_into_same_folder_is_refused(reference, tmp_path, capsys):
+    job, _ = reference
+    out = tmp_path / "l"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".lock").write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename}))
+        code = main(["run", str(job), "--out", str(out), "-q"])
+        err = capsys.readouterr().err
+        assert code == 2 and "in use by another sweep run" in err
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is stale and is taken over
+    assert main(["run", str(job), "--out", str(out), "-q", "--backend", "serial"]) == 0
