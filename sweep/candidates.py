@@ -106,7 +106,7 @@ def _from_profile(sc: Scenario, knobs: Knobs) -> dict[tuple[str, int, int], Cand
                 row.offering, o.gpu, row.tp, row.pp, row.tp * row.pp, 0, 0, 0.0,
                 ((row.offering, row.tp * row.pp),), kept=False, reason=base)
             continue
-        thr = int(round(row.throughput_tok_s))
+        thr = int(row.throughput_tok_s)  # whole tokens/s, rounded down like the roofline's: never overstate
         c = replace(base, throughput_tok_s=thr, batch=row.batch or 0, tpot_ms=row.tpot_ms or 0.0)
         if slo > 0 and row.tpot_ms is not None and row.tpot_ms > slo:
             c = replace(c, kept=False, reason=f"profiled TPOT {row.tpot_ms:g} ms above the {slo:g} ms limit")

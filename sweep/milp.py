@@ -69,6 +69,32 @@ class Instance:
             out.append(ub)
         return out
 
+    @cached_property
+    def throughput_bound(self) -> int:
+        """An upper bound on any fleet's tokens/s: every GPU of each offering at the best tokens/s per
+        GPU of a candidate using it, capped by the GPU cap and by Σ throughput·replica bound."""
+        rate = [0.0] * len(self.slots)
+        for us, cand in zip(self._uses, self.candidates, strict=True):
+            for s, _ in us:
+                rate[s] = max(rate[s], cand.throughput_tok_s / cand.gpus)
+        bound = sum(r * s.max_nodes * s.gpus_per_node for r, s in zip(rate, self.slots, strict=True))
+        if self.max_gpus and rate:
+            bound = min(bound, max(rate) * self.max_gpus)
+        direct = sum(c.throughput_tok_s * b for c, b in zip(self.candidates, self._replica_bounds, strict=True))
+        return int(min(bound, direct)) + 1
+
+    @cached_property
+    def throughput_per_cost_unit(self) -> float:
+        """The most tokens/s one cost unit (1e-4 $/h) can buy: bounds T by budget (T ≤ this × C)."""
+        rate = [0.0] * len(self.slots)
+        for us, cand in zip(self._uses, self.candidates, strict=True):
+            for s, _ in us:
+                rate[s] = max(rate[s], cand.throughput_tok_s / cand.gpus)
+        free = any(r > 0 and s.price_units == 0 for r, s in zip(rate, self.slots, strict=True))
+        if free:
+            return float("inf")
+        return max((r * s.gpus_per_node / s.price_units for r, s in zip(rate, self.slots, strict=True)), default=0.0)
+
     def slot_index(self) -> dict[str, int]:
         return self._slot_index
 
@@ -235,7 +261,11 @@ def run_solver(prob: pulp.LpProblem, solver_name: str, time_limit_s: float) -> S
     seconds = time.perf_counter() - t0
     if solver_name == "highs":
         return _highs_report(prob, seconds)
-    return _cbc_report(prob, seconds)
+    rep = _cbc_report(prob, seconds)
+    if rep.status == INFEASIBLE and seconds >= 0.9 * time_limit_s:
+        # CBC stopped by its clock during preprocessing says "infeasible": that proves nothing
+        return SolveReport(TIME_LIMIT, False, None, seconds, "CBC stopped on its time limit without a proof")
+    return rep
 
 
 def _highs_report(prob: pulp.LpProblem, seconds: float) -> SolveReport:
@@ -287,14 +317,14 @@ def build(inst: Instance, *, budget_units: int | None = None, nonempty: bool = F
     prob = pulp.LpProblem("fleet", sense)
     budget = effective_budget(inst, budget_units)
     n = [
-        pulp.LpVariable(
+        prob.add_variable(
             f"n{i}", 0,
             min(s.max_nodes, budget // s.price_units) if budget is not None and s.price_units else s.max_nodes,
             cat="Integer",
         )
         for i, s in enumerate(inst.slots)
     ]
-    x = [pulp.LpVariable(f"x{c}", 0, inst.replica_bound(c), cat="Integer") for c in range(len(inst.candidates))]
+    x = [prob.add_variable(f"x{c}", 0, inst.replica_bound(c), cat="Integer") for c in range(len(inst.candidates))]
     T = pulp.lpSum(c.throughput_tok_s * x[i] for i, c in enumerate(inst.candidates))
     C = pulp.lpSum(s.price_units * n[i] for i, s in enumerate(inst.slots))
     per_slot: list[list[tuple[int, int]]] = [[] for _ in inst.slots]
@@ -332,32 +362,58 @@ def optimise(inst: Instance, t_weight: float, c_weight: float, *, budget_units: 
     return Outcome(rep.status, fleet, rep.seconds, rep.mip_gap, rep.message)
 
 
+# Above this magnitude of (cost range + 1)·throughput, one weighted objective would ask the solver to
+# resolve differences of 1 in numbers too large for its tolerances: solve in two stages instead.
+LEXICOGRAPHIC_ONE_SOLVE_MAX = 1e11
+
+
 class BudgetSolver:
     """Repeated budget solves of one instance on one built model: only the budget row, the node
-    bounds it implies and the objective weight change between solves (pareto, iterative,
-    enumeration make many)."""
+    bounds it implies and the objective change between solves (pareto, iterative and enumeration
+    make many).
+
+    Lexicographic (max T, then least C among the maximisers). T and C are integers and C lies in
+    [0, cap], so maximising (cap + 1)·T − C is exact in one solve while the numbers stay small; past
+    :data:`LEXICOGRAPHIC_ONE_SOLVE_MAX` it is two solves: max T, then min C subject to T ≥ T*.
+    """
 
     def __init__(self, inst: Instance):
         self.inst = inst
         self.ceiling = inst.max_cost_units()
         self.m = build(inst, budget_units=self.ceiling)
+        self.budget_row = self.m.prob.get_constraint_by_name("budget")
+        self.m.prob += self.m.T >= 0, "lexfloor"
+        self.floor_row = self.m.prob.get_constraint_by_name("lexfloor")
 
     def solve(self, budget_units: int | None = None) -> Outcome:
         inst, m = self.inst, self.m
         if not inst.candidates:
-            return Outcome(INFEASIBLE, None, 0.0, message="no candidate can serve this model")
+            return Outcome(INFEASIBLE, None, 0.0, message="no candidate can serve this model", solves=0)
         budget = effective_budget(inst, budget_units)
         cap = self.ceiling if budget is None else min(self.ceiling, budget)
-        m.prob.constraints["budget"].constant = -cap
+        self.budget_row.constant = -cap
+        self.floor_row.constant = 0
         for var, slot in zip(m.n, inst.slots, strict=True):
             var.upBound = min(slot.max_nodes, cap // slot.price_units) if slot.price_units else slot.max_nodes
-        # one more token/s outweighs any cost difference (costs lie in [0, cap]): lexicographic in one solve
-        m.prob.setObjective((cap + 1) * m.T - m.C)
-        rep = run_solver(m.prob, inst.solver, inst.time_limit_s)
+        t_hi = min(inst.throughput_bound, cap * inst.throughput_per_cost_unit + 1)
+        if (cap + 1) * t_hi <= LEXICOGRAPHIC_ONE_SOLVE_MAX:
+            m.prob.setObjective((cap + 1) * m.T - m.C)
+            rep = run_solver(m.prob, inst.solver, inst.time_limit_s)
+            solves = 1
+        else:
+            m.prob.setObjective(m.T)
+            rep = run_solver(m.prob, inst.solver, inst.time_limit_s)
+            solves = 1
+            if rep.status == OPTIMAL and rep.has_solution:
+                self.floor_row.constant = -extract(inst, m).throughput_tok_s
+                m.prob.setObjective(-1 * m.C)
+                second = run_solver(m.prob, inst.solver, inst.time_limit_s)
+                second.seconds += rep.seconds
+                rep, solves = second, 2
         fleet = extract(inst, m) if rep.has_solution else None
         if rep.status == OPTIMAL and fleet is not None and fleet.empty:
-            return Outcome(INFEASIBLE, None, rep.seconds, message="no fleet fits the limits")
-        return Outcome(rep.status, fleet, rep.seconds, rep.mip_gap, rep.message)
+            return Outcome(INFEASIBLE, None, rep.seconds, message="no fleet fits the limits", solves=solves)
+        return Outcome(rep.status, fleet, rep.seconds, rep.mip_gap, rep.message, solves=solves)
 
 
 _last_budget_solver: BudgetSolver | None = None

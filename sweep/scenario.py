@@ -443,6 +443,8 @@ def build_scenario(raw: Mapping[str, Any], base_dir: Path, origin: str) -> Scena
                 problems.add(where("catalog.only"), f"unknown gpu or offering '{name}' (known gpus: "
                              f"{', '.join(sorted(catalog.gpus))}; known offerings: {known_offerings})")
         offerings = {k: o for k, o in offerings.items() if k in only or o.gpu in only}
+        if not offerings and catalog.offerings and not problems:
+            problems.add(where("catalog.only"), f"keeps no offering: no offering is, or has a GPU, named in {only}")
     for name, n in params["catalog.max_nodes"].items():
         if name not in catalog.offerings:
             if catalog.offerings and name not in catalog.broken:

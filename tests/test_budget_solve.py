@@ -92,7 +92,8 @@ def make_instance(seed: int) -> RawInstance:
     if rng.random() < 0.3:
         values["catalog.max_nodes"] = {rng.choice(sorted(offerings)): rng.randint(1, 3)}
     if rng.random() < 0.2:
-        values["catalog.only"] = rng.sample(sorted(offerings), 2) if rng.random() < 0.5 else [rng.choice(["GA", "GB"])]
+        gpus_present = sorted({o["gpu"] for o in offerings.values()})  # an `only` that keeps nothing is bad input
+        values["catalog.only"] = rng.sample(sorted(offerings), 2) if rng.random() < 0.5 else [rng.choice(gpus_present)]
     if rng.random() < 0.5:
         values["workload.min_throughput"] = rng.choice([rng.randint(1, 3000), rng.randint(1, 12000)])
     r = rng.random()

@@ -241,8 +241,6 @@ def test_time_limit_with_an_incumbent_is_time_limit(solver):
     assert rep.has_solution
 
 
-@pytest.mark.xfail(strict=False, reason="sweep/milp.py: CBC cut short in preprocessing says 'infeasible' "
-                                        "(a feasible budget solve reported infeasible); see the foundation note")
 def test_cbc_time_limit_is_never_reported_infeasible(tmp_path):
     """The budget solve without a demand floor is always feasible (the empty fleet), so 'infeasible' is wrong."""
     sc = load_scenario(SEED, {"model": "llama-3.1-8b", "limits.budget": 300.0, "solver.name": "cbc",
