@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
-
 from engine_jobs import rows, write_job
 from netns import requires_netns
+
 from sweep.cli import main
 from sweep.runner import run_sweep
 
