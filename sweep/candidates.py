@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from sweep.catalog import units_to_dollars
-from sweep.perf import Knobs, Workload, estimate
+from sweep.perf import Estimate, Knobs, Workload, estimate
 from sweep.scenario import Scenario
 
 
@@ -79,12 +79,18 @@ def _layout(sc: Scenario, name: str, tp: int, pp: int) -> Candidate | str:
     return Candidate(name, o.gpu, tp, pp, tp * pp, 0, 0, 0.0, ((name, tp * pp),))
 
 
-def _roofline(sc: Scenario, base: Candidate, knobs: Knobs, wl: Workload) -> Candidate:
+def _roofline(sc: Scenario, base: Candidate, knobs: Knobs, wl: Workload,
+              memo: dict[tuple, Estimate] | None = None) -> Candidate:
     o = sc.offerings[base.offering]
     gpu = sc.catalog.gpus[o.gpu]
     # stages beyond one node talk over the node network, within a node over the GPU link
     link = gpu.link_gbps if base.gpus <= o.gpus_per_node else min(gpu.link_gbps, o.net_gbps)
-    est = estimate(sc.model, gpu, base.tp, base.pp, wl, knobs, pp_link_gbps=link)
+    key = (o.gpu, base.tp, base.pp, link)  # the same GPU layout at another provider performs the same
+    est = memo.get(key) if memo is not None else None
+    if est is None:
+        est = estimate(sc.model, gpu, base.tp, base.pp, wl, knobs, pp_link_gbps=link)
+        if memo is not None:
+            memo[key] = est
     if est.reason:
         return replace(base, kept=False, reason=est.reason)
     thr = int(est.throughput_tok_s)  # whole tokens/s, rounded down: never overstate
@@ -124,19 +130,24 @@ def prune_dominated(cands: list[Candidate]) -> tuple[list[Candidate], list[Candi
     Exact for the MILP: swapping a dominated replica for its dominator keeps every constraint
     (capacity, nodes, cost, GPU cap) and never lowers throughput.
     """
+    from itertools import combinations
+
     kept: list[Candidate] = []
     dropped: list[Candidate] = []
+    by_offerings: dict[frozenset[str], list[Candidate]] = {}  # a dominator uses a subset of c's offerings
     order = sorted(cands, key=lambda c: (-c.throughput_tok_s, c.gpus, c.name))
     for c in order:
         use_c = dict(c.uses)
+        names = sorted(use_c)
+        subsets = [frozenset(sub) for r in range(1, len(names) + 1) for sub in combinations(names, r)]
         dom = next(
-            (k for k in kept
-             if k.throughput_tok_s >= c.throughput_tok_s
-             and all(use_c.get(o, 0) >= g for o, g in k.uses)),
+            (k for sub in subsets for k in by_offerings.get(sub, ())
+             if k.throughput_tok_s >= c.throughput_tok_s and all(use_c[o] >= g for o, g in k.uses)),
             None,
         )
         if dom is None:
             kept.append(c)
+            by_offerings.setdefault(frozenset(use_c), []).append(c)
         else:
             dropped.append(replace(c, kept=False, reason=f"dominated by {dom.name}"))
     return kept, dropped
@@ -151,6 +162,7 @@ def build_candidates(sc: Scenario, prune: bool = True) -> CandidateTable:
     if source in ("profile", "profile+roofline"):
         table.update(_from_profile(sc, knobs))
     if source in ("roofline", "profile+roofline"):
+        memo: dict[tuple, Estimate] = {}
         for name in sorted(sc.offerings):
             for tp in sc["perf.tp"]:
                 for pp in sc["perf.pp"]:
@@ -162,7 +174,7 @@ def build_candidates(sc: Scenario, prune: bool = True) -> CandidateTable:
                         table[(name, tp, pp)] = Candidate(name, o.gpu, tp, pp, tp * pp, 0, 0, 0.0,
                                                           ((name, tp * pp),), kept=False, reason=base)
                     else:
-                        table[(name, tp, pp)] = _roofline(sc, base, knobs, wl)
+                        table[(name, tp, pp)] = _roofline(sc, base, knobs, wl, memo)
     cands = list(table.values())
     if sc["perf.mixed"]:
         from sweep.pipelines import mixed_candidates  # only when asked: it enumerates many templates
