@@ -131,9 +131,17 @@ def resolve_path(value: str, kind: str, base_dir: Path) -> Path:
     return p if p.is_absolute() else base_dir / p
 
 
+_digests: dict[tuple[str, int, int], str] = {}
+
+
 def file_digest(path: Path) -> str:
+    """A short content hash (scenario ids depend on data, not on paths); cached per file version."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        st = path.stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if key not in _digests:
+            _digests[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return _digests[key]
     except OSError:
         return "unreadable"
 
