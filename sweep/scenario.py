@@ -112,7 +112,7 @@ SCHEMA: dict[str, Key] = {
     "perf.mixed": Key("bool", False, None, "also build mixed-GPU pipelines (SPEC §4.1)"),
     "perf.max_stages": Key("int", 4, _positive, "most stages of a mixed pipeline"),
     "perf.max_gpu_types": Key("int", 2, _positive, "most GPU types in one mixed pipeline"),
-    "perf.max_mixed": Key("int", 8, _non_negative,
+    "perf.max_mixed": Key("int", 4, _non_negative,
                           "most mixed pipelines kept per set of offerings, cheapest per token first (0 = no cap)"),
     "perf.link_gbps": Key("list[str]", [], _link_entries,
                           "inter-stage network of a mixed pipeline between two offerings, 'A|B=GB/s' "
@@ -468,8 +468,13 @@ def _replace_max_nodes(o: Offering, n: int) -> Offering:
 
 
 def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
-    """Load and validate a scenario file (TOML or config.csv); raises InputError."""
+    """Load and validate a scenario file (TOML or config.csv), or the original solver's configuration
+    folder (:mod:`sweep.legacy`); raises InputError."""
     p = Path(path)
+    if p.is_dir():
+        from sweep.legacy import load_config_folder  # a later module: it builds on this one
+
+        return load_config_folder(p, overrides)
     problems = Problems()
     raw = read_scenario_file(p, problems)
     problems.raise_if_any()

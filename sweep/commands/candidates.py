@@ -29,10 +29,13 @@ def run(args: argparse.Namespace) -> int:
     kept = [r for r in rows if r["kept"]]
     kept.sort(key=lambda r: r["cost_per_token"])
     print(f"{sc.model.model}: {len(tab.kept)} kept, {len(tab.dropped)} dropped; kept, cheapest $/token first")
+    mixed = any("stages" in r for r in kept)  # mixed-GPU pipelines: one more column, layers per stage
     print(table(
-        ["offering", "gpu", "tp", "pp", "gpus", "tok/s", "batch", "tpot_ms", "$/h", "$/token"],
+        ["offering", "gpu", "tp", "pp", "gpus", "tok/s", "batch", "tpot_ms", "$/h", "$/token"]
+        + (["stages"] if mixed else []),
         [[r["offering"], r["gpu"], r["tp"], r["pp"], r["gpus"], f"{r['throughput_tok_s']:,}", r["batch"],
-          f"{r['tpot_ms']:.1f}", fmt_money(r["cost_per_hour"]), fmt_cpt(r["cost_per_token"])] for r in kept],
+          f"{r['tpot_ms']:.1f}", fmt_money(r["cost_per_hour"]), fmt_cpt(r["cost_per_token"])]
+         + ([_stages_text(r)] if mixed else []) for r in kept],
     ))
     dropped = [r for r in rows if not r["kept"]]
     if dropped:
@@ -41,3 +44,9 @@ def run(args: argparse.Namespace) -> int:
         print(table(["offering", "gpu", "tp", "pp", "reason"],
                     [[r["offering"], r["gpu"], r["tp"], r["pp"], r["reason"]] for r in dropped], align="lllll"))
     return 0
+
+
+def _stages_text(row: dict) -> str:
+    """``A100:tp2[1-30] + L4:tp4[31-80]`` for a mixed pipeline, ``-`` otherwise."""
+    return " + ".join(f"{s['offering']}:tp{s['tp']}[{s['first_layer']}-{s['last_layer']}]"
+                      for s in row.get("stages", ())) or "-"
