@@ -24,6 +24,7 @@ from sweep.methods import (
 from sweep.milp import ERROR
 from sweep.result import MethodResult, allocation
 from sweep.scenario import Scenario
+from sweep.schema import ALLOCATION_KEYS
 from sweep.solve import Prepared, prepare
 
 
@@ -130,7 +131,7 @@ def _solution_row(sweep: str, task: Task, prep: Prepared | None, r: MethodResult
         "throughput_tok_s": float(f.throughput_tok_s) if f else None,
         "cost_per_token": f.cost_per_token if f else None,
         "gpus": f.gpus if f else None,
-        "allocation": [{k: a[k] for k in ("offering", "gpu", "tp", "pp", "replicas", "nodes")}
+        "allocation": [{k: a.get(k) for k in ALLOCATION_KEYS}
                        for a in allocation(prep.instance, f)] if (f and prep) else [],
         "solves": r.solves,
         "seconds": r.seconds,
@@ -160,12 +161,17 @@ def run_task(sweep: str, task: Task, prep: Prepared) -> TaskOutput:
         frontier = tuple(
             {"sweep": sweep, "scenario_id": task.scenario_id, "rank": i, "cost_per_hour": f.cost_per_hour,
              "throughput_tok_s": float(f.throughput_tok_s), "cost_per_token": f.cost_per_token,
-             "allocation": [{k: a[k] for k in ("offering", "gpu", "tp", "pp", "replicas", "nodes")}
+             "allocation": [{k: a.get(k) for k in ALLOCATION_KEYS}
                             for a in allocation(prep.instance, f)]}
             for i, f in enumerate(reversed(r.frontier))
         )
     return TaskOutput(task.task_id, task.scenario_id, _solution_row(sweep, task, prep, r, r.fleet is not None),
                       frontier)
+
+
+# The error of a task whose worker died, after the backend's retries: not the task's own result, so a
+# re-run of the sweep runs it again (other error rows are results, re-run only with --retry-errors).
+LOST = "worker lost: "
 
 
 def error_output(sweep: str, task: Task, message: str, solver: str = "") -> TaskOutput:

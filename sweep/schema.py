@@ -12,10 +12,16 @@ from typing import Any
 
 import pyarrow as pa
 
+STAGES = pa.list_(pa.struct([
+    ("offering", pa.string()), ("gpu", pa.string()), ("tp", pa.int32()),
+    ("first_layer", pa.int32()), ("last_layer", pa.int32()),
+]))
+# a mixed-GPU pipeline entry also carries its stages (null for a one-offering layout)
 ALLOCATION = pa.list_(pa.struct([
     ("offering", pa.string()), ("gpu", pa.string()), ("tp", pa.int32()), ("pp", pa.int32()),
-    ("replicas", pa.int32()), ("nodes", pa.int32()),
+    ("replicas", pa.int32()), ("nodes", pa.int32()), ("stages", STAGES),
 ]))
+ALLOCATION_KEYS = ("offering", "gpu", "tp", "pp", "replicas", "nodes", "stages")
 
 SOLUTIONS = pa.schema([
     ("sweep", pa.string()),
