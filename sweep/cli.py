@@ -30,9 +30,20 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def parser() -> argparse.ArgumentParser:
+def _chosen(argv: list[str]) -> str | None:
+    """The subcommand named on the command line, if any (only its module is imported: start-up stays fast)."""
+    for a in argv:
+        if a in COMMANDS:
+            return a
+        if not a.startswith("-"):
+            return None
+    return None
+
+
+def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     from sweep import __version__
 
+    chosen = _chosen(sys.argv[1:] if argv is None else argv)
     p = _Parser(prog="sweep", description="Exact GPU fleet planning for LLM serving: which GPUs, how many, "
                                            "what TP/PP layout, at the least $/token.")
     p.add_argument("--version", action="version", version=f"sweep {__version__}")
@@ -40,9 +51,13 @@ def parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, help_text in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
+        if name != chosen:
+            continue
         try:
             mod = importlib.import_module(f"sweep.commands.{name}")
-        except ModuleNotFoundError:
+        except ModuleNotFoundError as e:
+            if e.name != f"sweep.commands.{name}":
+                raise
             sp.set_defaults(_missing=name)
             continue
         mod.add_arguments(sp)
@@ -52,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = parser().parse_args(argv)
+        args = parser(argv).parse_args(argv)
         if getattr(args, "_missing", None):
             print(f"error: {args._missing}: not available in this build", file=sys.stderr)
             return 3

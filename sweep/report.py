@@ -21,11 +21,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str =
     def is_num(s: str) -> bool:
         return s.lstrip("$+-").replace(",", "").replace(".", "", 1).replace("e-", "").replace("e+", "").replace("%", "").isdigit()
 
-    def cell(i: int, s: str) -> str:
-        a = align[i] if i < len(align) else ("r" if all(is_num(r[i]) or r[i] == "-" for r in cells) and cells else "l")
-        return s.rjust(widths[i]) if a == "r" else s.ljust(widths[i])
+    right = [
+        (align[i] == "r") if i < len(align) else bool(cells) and all(is_num(r[i]) or r[i] == "-" for r in cells)
+        for i in range(len(headers))
+    ]
 
-    out = ["  ".join(cell(i, h) for i, h in enumerate(headers)).rstrip()]
-    out.append("  ".join("-" * w for w in widths))
-    out += ["  ".join(cell(i, s) for i, s in enumerate(r)).rstrip() for r in cells]
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(widths[i]) if right[i] else v.ljust(widths[i]) for i, v in enumerate(values)).rstrip()
+
+    out = [line(list(headers)), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in cells]
     return "\n".join(out)
