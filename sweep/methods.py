@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
+import pulp
+
 from sweep.catalog import units_to_dollars
 from sweep.milp import (
     ERROR,
@@ -23,8 +25,11 @@ from sweep.milp import (
     Instance,
     Outcome,
     budget_solve,
+    build,
+    extract,
     fleet_of,
     optimise,
+    run_solver,
     violations,
 )
 from sweep.result import MethodResult, better, budget_units, worst_status
@@ -62,15 +67,22 @@ class MethodParams:
 class _Tally:
     """Counts solves, time and statuses across the solves of one method run."""
 
-    def __init__(self) -> None:
+    def __init__(self, solver_name: str = "") -> None:
         self.t0 = time.perf_counter()
+        self.solver_name = solver_name or "solver"
         self.solves = 0
         self.statuses: list[str] = []
         self.messages: list[str] = []
         self.gap: float | None = None
 
-    def add(self, out: Outcome) -> Outcome:
+    def add(self, out: Outcome, *, feasible: bool = False) -> Outcome:
+        """Record a solve. ``feasible``: the model is known to have a solution (a fleet in hand
+        satisfies it), so an ``infeasible`` answer is a solver failure, recorded as ``error``."""
         self.solves += out.solves
+        if out.status == INFEASIBLE and feasible:
+            self.statuses.append(ERROR)
+            self.messages.append(f"{self.solver_name}: a model with a known solution was reported infeasible")
+            return Outcome(ERROR, None, out.seconds, message=self.messages[-1], solves=0)
         # a budget point with no fleet is a fact about that budget, not a failure of the method
         self.statuses.append(OPTIMAL if out.status == INFEASIBLE else out.status)
         if out.message and out.status in (TIME_LIMIT, ERROR):
@@ -102,7 +114,7 @@ def _cap(inst: Instance, units: int) -> int:
 
 def max_throughput(inst: Instance, _: MethodParams | None = None) -> MethodResult:
     """One budget solve at ``limits.budget``: the most tokens/s, then the least $/h among those."""
-    tally = _Tally()
+    tally = _Tally(inst.solver)
     out = tally.add(budget_solve(inst))
     return tally.result("max_throughput", inst, out.fleet, budget=_dollars(inst.budget_units or None))
 
@@ -112,7 +124,7 @@ def max_throughput(inst: Instance, _: MethodParams | None = None) -> MethodResul
 
 def weighted(inst: Instance, mp: MethodParams) -> MethodResult:
     """The note's method 1: maximise T/T_ref − w·C/C_ref (T_ref = best T, C_ref its cost). Not exact."""
-    tally = _Tally()
+    tally = _Tally(inst.solver)
     ref = tally.add(budget_solve(inst))
     if ref.fleet is None:
         return tally.result("weighted", inst, None, message=ref.message)
@@ -129,7 +141,7 @@ def iterative(inst: Instance, mp: MethodParams) -> MethodResult:
     ``max_iter`` steps; returns the best seen. If the first budget admits no fleet it grows ×1.4
     until one fits (each growth is a ``grow`` step of the path). Not exact.
     """
-    tally = _Tally()
+    tally = _Tally(inst.solver)
     if not inst.candidates:
         return tally.result("iterative", inst, None, message="no candidate can serve this model")
     t_min = min(c.throughput_tok_s for c in inst.candidates)
@@ -142,12 +154,12 @@ def iterative(inst: Instance, mp: MethodParams) -> MethodResult:
         path.append({"step": "grow", "budget": round(budget, 4), "result": "no fleet"})
         budget *= 1.4
         out = tally.add(budget_solve(inst, _cap(inst, budget_units(budget))))
-    stop = "no fleet at any budget" if out.fleet is None else "max_iter"
+    stop = "max_iter"
     for k in range(mp.max_iter):
         f = out.fleet
         if f is None:
             path.append({"step": k + 1, "budget": round(budget, 4), "result": "no fleet"})
-            stop = "budget admits no fleet"
+            stop = "budget admits no fleet" if out.status == INFEASIBLE else f"solver stopped: {out.status}"
             break
         path.append({"step": k + 1, "budget": round(budget, 4), "cost_per_hour": f.cost_per_hour,
                      "throughput_tok_s": f.throughput_tok_s, "cost_per_token": f.cost_per_token})
@@ -178,7 +190,7 @@ def enumeration_budgets(mp: MethodParams) -> list[float]:
 
 def enumeration_point(inst: Instance, budget: float) -> MethodResult:
     """One budget solve of the enumeration (an independent task in a sweep)."""
-    tally = _Tally()
+    tally = _Tally(inst.solver)
     out = tally.add(budget_solve(inst, _cap(inst, budget_units(budget))))
     return tally.result("enumeration", inst, out.fleet, budget=budget)
 
@@ -194,9 +206,12 @@ def enumeration_reduce(inst: Instance, points: list[MethodResult]) -> MethodResu
     fleet = best.fleet if best else None
     if fleet is None and status == OPTIMAL:
         status = INFEASIBLE
+    gaps = [p.mip_gap for p in points if p.mip_gap is not None]
+    troubles = [f"budget ${p.budget:g}/h: {p.message}" for p in points if p.message and p.status in (TIME_LIMIT, ERROR)]
     return MethodResult(
         "enumeration", status, fleet, sum(p.solves for p in points), sum(p.seconds for p in points),
         inst.solver, budget=best.budget if best and best.fleet else None, points=tuple(points),
+        mip_gap=max(gaps) if gaps else None, message="; ".join(troubles),
     )
 
 
@@ -219,30 +234,38 @@ def _single_replica_start(inst: Instance) -> Fleet | None:
 
 
 def _widest_at_ratio(inst: Instance, fleet: Fleet, tally: _Tally) -> Fleet:
-    """Among fleets with $/token ≤ fleet's (so equal, when fleet is optimal), the one with the most throughput.
+    """Among fleets with exactly fleet's $/token, the one with the most throughput (the tie rule).
 
-    One solve: maximise T subject to T_f·C ≤ C_f·T; implements "ties go to the higher throughput".
+    With C_f/T_f = p/q in lowest terms, those fleets are C = p·k, T = q·k for a whole k ≥ 1: one
+    solve maximising T under those two rows. (The equivalent single row T_f·C ≤ C_f·T has products
+    of prices and throughputs as coefficients; CBC's preprocessing has declared such rows infeasible
+    although the fleet in hand satisfies them.)
     """
-    from sweep.milp import build, extract, run_solver
-
+    g = math.gcd(fleet.throughput_tok_s, fleet.cost_units) or 1
+    p, q = fleet.cost_units // g, fleet.throughput_tok_s // g
     m = build(inst, nonempty=True)
-    m.prob += fleet.throughput_tok_s * m.C - fleet.cost_units * m.T <= 0, "ratio"
-    m.prob.setObjective((inst.max_cost_units() + 1) * m.T - m.C)
+    k = pulp.LpVariable("k", 1, None, cat="Integer")
+    m.prob += m.C - p * k == 0, "cost_multiple"
+    m.prob += m.T - q * k == 0, "throughput_multiple"
+    m.prob.setObjective(m.T)
     rep = run_solver(m.prob, inst.solver, inst.time_limit_s)
-    tally.add(Outcome(rep.status, None, rep.seconds, rep.mip_gap, rep.message))
+    tally.add(Outcome(rep.status, None, rep.seconds, rep.mip_gap, rep.message), feasible=True)
     if not rep.has_solution:
         return fleet
     wide = extract(inst, m)
-    return wide if better(wide, fleet) else fleet
+    return wide if not violations(inst, wide) and better(wide, fleet) else fleet
 
 
 def dinkelbach(inst: Instance, _: MethodParams | None = None) -> MethodResult:
     """Dinkelbach's parametric method on min C/T, in exact integer arithmetic.
 
-    From a feasible fleet (C_k, T_k), solve max C_k·T − T_k·C over non-empty fleets; a positive
-    optimum is a strictly better ratio (continue from it), zero proves C_k/T_k optimal.
+    From a feasible fleet (C_k, T_k), solve max C_k·T − T_k·C over non-empty fleets (the weights
+    divided by their gcd: the objective is a whole number, so a zero optimum is exact); a positive
+    optimum is a strictly better ratio (continue from it), zero proves C_k/T_k optimal. The start is
+    the best single-replica fleet (no solve), else one budget solve. A final solve applies the tie
+    rule (the most throughput at the optimal ratio).
     """
-    tally = _Tally()
+    tally = _Tally(inst.solver)
     path: list[dict] = []
     cur = _single_replica_start(inst)
     if cur is None:
@@ -252,17 +275,22 @@ def dinkelbach(inst: Instance, _: MethodParams | None = None) -> MethodResult:
             return tally.result("dinkelbach", inst, None, message=first.message)
     path.append({"step": 0, "cost_per_hour": cur.cost_per_hour, "throughput_tok_s": cur.throughput_tok_s,
                  "cost_per_token": cur.cost_per_token})
+    proven = False
     for k in range(1, 1000):
-        out = tally.add(optimise(inst, cur.cost_units, cur.throughput_tok_s, nonempty=True))
+        g = math.gcd(cur.cost_units, cur.throughput_tok_s) or 1
+        out = tally.add(optimise(inst, cur.cost_units // g, cur.throughput_tok_s // g, nonempty=True), feasible=True)
         f = out.fleet
-        if f is None or not better(f, cur) or f.cost_units * cur.throughput_tok_s == cur.cost_units * f.throughput_tok_s:
+        if f is None or f.empty or violations(inst, f) or not better(f, cur) or \
+                f.cost_units * cur.throughput_tok_s == cur.cost_units * f.throughput_tok_s:
+            proven = out.status == OPTIMAL
             break
         cur = f
         path.append({"step": k, "cost_per_hour": f.cost_per_hour, "throughput_tok_s": f.throughput_tok_s,
                      "cost_per_token": f.cost_per_token})
         if out.status != OPTIMAL:
             break
-    cur = _widest_at_ratio(inst, cur, tally)
+    if proven:
+        cur = _widest_at_ratio(inst, cur, tally)
     return tally.result("dinkelbach", inst, cur, path=tuple(path))
 
 
@@ -272,7 +300,7 @@ def pareto(inst: Instance, _: MethodParams | None = None) -> MethodResult:
     Each budget solve is lexicographic (max T, then min C), so every point is non-dominated; the
     loop ends when no non-empty fleet fits. The min-$/token frontier point is the exact optimum.
     """
-    tally = _Tally()
+    tally = _Tally(inst.solver)
     frontier: list[Fleet] = []
     budget: int | None = inst.budget_units or None
     while budget is None or budget >= 0:

@@ -57,10 +57,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _exact_best(results: list[MethodResult]) -> Fleet | None:
+def _exact_best(results: list[MethodResult]) -> MethodResult | None:
+    """The reference for the gap column: an exact method that proved its answer optimal."""
     for r in results:
         if r.method in EXACT_METHODS and r.status == OPTIMAL and r.fleet is not None:
-            return r.fleet
+            return r
     return None
 
 
@@ -100,37 +101,115 @@ def deployment(prep: Prepared, fleet: Fleet) -> str:
     return "\n".join(lines)
 
 
-def render(prep: Prepared, results: list[MethodResult]) -> str:
-    out = [describe(prep)]
-    exact = _exact_best(results)
-    if len(results) > 1:
-        rows = []
-        for r in results:
-            f = r.fleet
-            g = gap_pct(f, exact)
-            rows.append([r.method, r.status, fmt_cpt(f.cost_per_token) if f else "-",
-                         "-" if g is None else f"{g:+.2f}%", f"{f.throughput_tok_s:,}" if f else "-",
-                         fmt_money(f.cost_per_hour) if f else "-", r.solves, f"{r.seconds:.3f}"])
-        out.append("")
-        out.append(table(["method", "status", "$/token", "gap", "tok/s", "$/h", "solves", "seconds"], rows))
-        if exact is None:
-            out.append("(gap: no exact method solved to optimality in this run; run with --method dinkelbach)")
+def _kind(method: str) -> str:
+    return "exact" if method in EXACT_METHODS else "budget" if method == "max_throughput" else "baseline"
+
+
+def _note(r: MethodResult) -> str:
+    """One line on how a method got its answer (path, budget points, frontier)."""
+    if r.method == "iterative" and r.path:
+        grows = [p for p in r.path if p["step"] == "grow"]
+        steps = [p for p in r.path if isinstance(p["step"], int)]
+        stop = next((p["reason"] for p in r.path if p["step"] == "stop"), "")
+        grow = (f"first budget {fmt_money(grows[0]['budget'])}/h admitted no fleet, grown ×1.4 {len(grows)} times; "
+                if grows else "")
+        return f"{grow}{len(steps)} tightening step{'s' if len(steps) != 1 else ''}, stopped: {stop}"
+    if r.method == "enumeration" and r.points:
+        found = sum(p.fleet is not None for p in r.points)
+        lo, hi = r.points[0].budget, r.points[-1].budget
+        at = f"; best at the ${r.budget:.2f}/h point" if r.budget is not None else ""
+        return f"{len(r.points)} budgets ${lo:.2f}–${hi:.2f}/h, {found} with a fleet{at}"
+    if r.method == "dinkelbach" and r.path:
+        ratios = " → ".join(fmt_cpt(p["cost_per_token"]) for p in r.path)
+        return f"$/token path {ratios} (from the best single replica), then a tie-break solve"
+    if r.method == "charnes_cooper" and r.path:
+        p = r.path[0]
+        return (f"one ratio MILP ({p['candidates']} of {p['of']} candidates left by dominance and budget, "
+                f"{p['binaries']} binaries), then a tie-break solve")
+    if r.method == "pareto" and r.frontier:
+        return (f"{len(r.frontier)} frontier points, {fmt_money(r.frontier[-1].cost_per_hour)}–"
+                f"{fmt_money(r.frontier[0].cost_per_hour)}/h")
+    if r.method == "max_throughput":
+        return f"at budget {fmt_money(r.budget)}/h" if r.budget else "no budget: the most throughput available"
+    return ""
+
+
+def _fmt_gap(g: float | None) -> str:
+    if g is None:
+        return "-"
+    return "0.00%" if g == 0 else f"{g:+.2f}%" if abs(g) >= 0.005 else f"{g:+.1e}%"
+
+
+def comparison(results: list[MethodResult]) -> str:
+    """The ``--method all`` table: each method's $/token, its gap to the exact optimum, and its cost in solves."""
+    ref = _exact_best(results)
+    exact = ref.fleet if ref else None
+    rows = []
     for r in results:
+        f = r.fleet
+        g = gap_pct(f, exact)
+        rows.append([r.method, _kind(r.method), r.status, fmt_cpt(f.cost_per_token) if f else "-",
+                     _fmt_gap(g), f"{f.throughput_tok_s:,}" if f else "-",
+                     fmt_money(f.cost_per_hour) if f else "-", r.solves, f"{r.seconds:.3f}"])
+    out = [table(["method", "kind", "status", "$/token", "gap", "tok/s", "$/h", "solves", "seconds"], rows,
+                 align="lllrrrrrr")]
+    proved_none = [r.method for r in results if r.method in EXACT_METHODS and r.status == "infeasible"]
+    if ref is None and proved_none:
+        out.append(f"gap: - (no fleet meets the scenario's limits: {', '.join(proved_none)})")
+    elif ref is None or exact is None:
+        out.append("gap: no exact method proved an optimum in this run (run with --method dinkelbach)")
+    else:
+        out.append(f"gap: % above the exact minimum {fmt_cpt(exact.cost_per_token)}/token ({ref.method}); "
+                   "ties on $/token go to the higher throughput")
+        off = [r.method for r in results if r.method in EXACT_METHODS and r.status == OPTIMAL and r.fleet is not None
+               and gap_pct(r.fleet, exact) != 0]
+        if off:
+            out.append(f"warning: exact methods disagree ({', '.join(off)} differ from {ref.method})")
+    out.append("status: how the method's MILP solves ended; only an exact method's answer is the optimum")
+    notes = [(r.method, _note(r)) for r in results]
+    notes = [(m, n) for m, n in notes if n]
+    if notes:
+        width = max(len(m) for m, _ in notes)
         out.append("")
-        head = f"{r.method}: {r.status}"
-        if r.method == "max_throughput" and r.budget:
-            head += f" at budget {fmt_money(r.budget)}/h"
-        head += f" — {r.solves} MILP solve{'s' if r.solves != 1 else ''}, {r.seconds:.3f} s ({r.solver})"
-        out.append(head)
-        if r.message:
-            out.append(f"  {r.message}")
-        if r.fleet is not None:
-            out.append(deployment(prep, r.fleet))
-        elif r.status == "infeasible":
-            out.append("no fleet meets the scenario's limits")
-        if r.method == "pareto" and r.frontier:
-            out.append(f"frontier: {len(r.frontier)} points from {fmt_money(r.frontier[-1].cost_per_hour)}/h to "
-                       f"{fmt_money(r.frontier[0].cost_per_hour)}/h")
-        if len(results) > 1:
-            pass
+        out += [f"{m.ljust(width)}  {n}" for m, n in notes]
     return "\n".join(out)
+
+
+def render(prep: Prepared, results: list[MethodResult]) -> str:
+    """The human report: the comparison table when several methods ran, then each distinct fleet once."""
+    out = [describe(prep)]
+    if len(results) > 1:
+        out += ["", comparison(results)]
+    if len(results) == 1:
+        r = results[0]
+        out += ["", f"{r.method}: {r.status} — {r.solves} MILP solve{'s' if r.solves != 1 else ''}, "
+                    f"{r.seconds:.3f} s ({r.solver})"]
+        note = _note(r)
+        out += [f"  {note}"] if note else []
+        out += [f"  {r.message}"] if r.message and r.message != "no fleet fits the limits" else []
+        out.append(deployment(prep, r.fleet) if r.fleet is not None else _no_fleet(r))
+        return "\n".join(out)
+    # one deployment table per distinct fleet, headed by the methods that chose it; then those without
+    groups: dict[tuple | None, list[MethodResult]] = {}
+    for r in results:
+        groups.setdefault(r.fleet.replicas if r.fleet is not None else None, []).append(r)
+    for key, members in sorted(groups.items(), key=lambda kv: kv[0] is None):
+        out.append("")
+        names = ", ".join(r.method for r in members)
+        out.append(f"{names}:" if key is not None else f"{names}: no fleet")
+        for r in members:
+            if r.message and r.status != "infeasible":
+                out.append(f"  {r.method}: {r.message}")
+        if key is not None:
+            out.append(deployment(prep, members[0].fleet))
+        elif any(r.status == "infeasible" for r in members):
+            why = dict.fromkeys(r.message for r in members if r.status == "infeasible" and r.message)
+            why.pop("no fleet fits the limits", None)
+            out.append("  no fleet meets the scenario's limits" + (f" ({'; '.join(why)})" if why else ""))
+    return "\n".join(out)
+
+
+def _no_fleet(r: MethodResult) -> str:
+    if r.status == "infeasible":
+        return "no fleet meets the scenario's limits"
+    return f"no fleet found ({r.status})"
