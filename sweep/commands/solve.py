@@ -85,15 +85,13 @@ def describe(prep: Prepared) -> str:
 
 
 def deployment(prep: Prepared, fleet: Fleet) -> str:
-    alloc = allocation(prep.instance, fleet)
-    cands = {(c.offering, c.tp, c.pp): c for c in prep.instance.candidates}
+    alloc = allocation(prep.instance, fleet)  # one entry per fleet.replicas item, in that order
     rows = []
-    for a in alloc:
-        c = cands.get((a["offering"], a["tp"], a["pp"]))
+    for a, (c, n) in zip(alloc, fleet.replicas, strict=True):
+        cand = prep.instance.candidates[c]
         name = a["offering"] if "stages" not in a else " + ".join(
             f"{s['offering']}[{s['first_layer']}-{s['last_layer']}]" for s in a["stages"])
-        rows.append([name, a["gpu"], a["tp"], a["pp"], a["replicas"], a["nodes"],
-                     f"{(c.throughput_tok_s * a['replicas']) if c else '-':,}"])
+        rows.append([name, a["gpu"], a["tp"], a["pp"], a["replicas"], a["nodes"], f"{cand.throughput_tok_s * n:,}"])
     lines = [table(["offering", "gpu", "tp", "pp", "replicas", "nodes", "tok/s"], rows)]
     cpt = fleet.cost_per_token or 0.0
     lines.append(f"total: {fleet.gpus} GPUs, {fleet.throughput_tok_s:,} tok/s, {fmt_money(fleet.cost_per_hour)}/h, "
