@@ -30,6 +30,7 @@ from sweep.scenario import (
 
 SWEEP_KEYS = {"name", "methods", "base", "out", "description"}
 DEFAULT_METHODS = ("dinkelbach",)
+MAX_DEPTH = 32  # no sensible job nests deeper; a deeper one must not exhaust the stack
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -90,16 +91,23 @@ def load_job(path: str | Path) -> Job:
     p = Path(path)
     problems = Problems()
     label = str(p)
-    if not p.exists():
-        raise InputError([_problem(label, "file not found")])
-    if p.is_dir():
-        raise InputError([_problem(label, "is a folder, expected a job file (.toml)")])
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        if p.is_dir():
+            raise InputError([_problem(label, "is a folder, expected a job file (.toml)")])
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError([_problem(label, "file not found")]) from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path; UnicodeDecodeError is one too
+        why = e.strerror if isinstance(e, OSError) and e.strerror else e.__class__.__name__
+        raise InputError([_problem(label, f"cannot read file ({why})")]) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError([_problem(label, f"invalid TOML: {e}")]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError([_problem(label, f"cannot read file ({e.__class__.__name__})")]) from None
+    except RecursionError:
+        raise InputError([_problem(label, "invalid TOML: nested too deeply")]) from None
+    if _depth(data) > MAX_DEPTH:
+        raise InputError([_problem(label, f"tables or lists nested more than {MAX_DEPTH} levels deep")])
 
     sweep = data.pop("sweep", None)
     if not isinstance(sweep, Mapping):
@@ -109,10 +117,12 @@ def load_job(path: str | Path) -> Job:
         if k not in SWEEP_KEYS:
             problems.add(_where(label, f"sweep.{k}"), f"unknown key (valid: {', '.join(sorted(SWEEP_KEYS))})")
     name = sweep.get("name", p.stem)
-    if not isinstance(name, str) or not _SAFE_NAME.match(name):
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
         problems.add(_where(label, "sweep.name"),
-                     "must be 1-100 letters, digits, '.', '_' or '-' (it names the output folder)")
-        name = p.stem
+                     "must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit (it names "
+                     "the output folder)" + ("" if "name" in sweep else f"; none given, and the file name "
+                                             f"{p.stem!r} is not one"))
+        name = "sweep"
     methods = sweep.get("methods", list(DEFAULT_METHODS))
     if isinstance(methods, str):
         methods = [methods]
@@ -126,6 +136,11 @@ def load_job(path: str | Path) -> Job:
     if not isinstance(out, str):
         problems.add(_where(label, "sweep.out"), "must be a path or URI string")
         out = ""
+    for key in ("out", "base", "description"):
+        if _has_nul(sweep.get(key)):
+            problems.add(_where(label, f"sweep.{key}"), "contains a NUL character")
+            sweep = {k: v for k, v in sweep.items() if k != key}
+            out = "" if key == "out" else out
 
     base: dict[str, Any] = {}
     if "base" in sweep:
@@ -178,9 +193,38 @@ def load_job(path: str | Path) -> Job:
     for k in base:
         if k not in SCHEMA:
             problems.add(_where(label, k), f"unknown key (valid: sweep, grid, scenarios, {', '.join(SCHEMA)})")
+    # a NUL cannot be in a file name or a model name: report it here, at its key, once
+    nul = [k for k, v in base.items() if _has_nul(v)]
+    nul += [f"grid.{k}" for k, v in grid.items() if _has_nul(v)]
+    nul += [f"scenarios[{i}].{k}" for i, t in enumerate(explicit) for k, v in t.items() if _has_nul(v)]
+    for k in nul:
+        problems.add(_where(label, k), "contains a NUL character")
     problems.raise_if_any()
     spec = {"name": name, "methods": methods, "base": base, "grid": grid, "scenarios": explicit, "file": str(p)}
     return Job(name, tuple(dict.fromkeys(methods)), str(p), base, grid, tuple(explicit), out, spec)
+
+
+def _depth(v: Any) -> int:
+    """How deeply tables and lists nest (iteratively: no recursion limit to hit)."""
+    deepest, stack = 0, [(v, 0)]
+    while stack:
+        x, d = stack.pop()
+        deepest = max(deepest, d)
+        if isinstance(x, Mapping):
+            stack.extend((y, d + 1) for y in x.values())
+        elif isinstance(x, list):
+            stack.extend((y, d + 1) for y in x)
+    return deepest
+
+
+def _has_nul(v: Any) -> bool:
+    if isinstance(v, str):
+        return "\0" in v
+    if isinstance(v, list):
+        return any(_has_nul(x) for x in v)
+    if isinstance(v, Mapping):
+        return any(_has_nul(k) or _has_nul(x) for k, x in v.items())
+    return False
 
 
 def _problem(where: str, what: str):

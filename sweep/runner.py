@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -12,9 +16,9 @@ from typing import TextIO
 from sweep.backends import Backend, make_backend
 from sweep.job import Job, load_job
 from sweep.methods import EXACT_METHODS, MethodParams, enumeration_budgets
-from sweep.plan import plan
+from sweep.plan import plan, tasks_for
 from sweep.progress import Progress, fmt_duration
-from sweep.store import Store
+from sweep.store import Store, StoreError
 
 
 @dataclass
@@ -26,6 +30,7 @@ class RunSummary:
     tasks_skipped: int  # already finished in an earlier run
     tasks_run: int = 0
     failures: int = 0
+    lost: int = 0  # failures whose worker died: a re-run retries them
     elapsed_s: float = 0.0
     interrupted: bool = False
     best: dict = field(default_factory=dict)  # best exact $/token found
@@ -41,8 +46,12 @@ class RunSummary:
             b = self.best
             lines.append(f"best $/token: ${b['cost_per_token']:.3e} ({b['throughput_tok_s']:,.0f} tok/s at "
                          f"${b['cost_per_hour']:,.2f}/h, scenario {b['scenario_id']}, {b['method']})")
+        if self.lost:
+            lines.append(f"{self.lost} tasks failed because their worker died repeatedly: run the same command "
+                         "again to retry them")
         if self.interrupted:
-            lines.append("interrupted: finished tasks are saved; run the same command again to resume")
+            lines.append(f"interrupted: {self.tasks_skipped + self.tasks_run} of {self.tasks_total} tasks are saved; "
+                         "run the same command again to resume")
         return "\n".join(lines)
 
 
@@ -60,17 +69,20 @@ def versions() -> dict[str, str]:
     return out
 
 
-def count_tasks(job: Job) -> tuple[int, int]:
-    """(scenarios, tasks) of a job; validates every scenario (raises InputError)."""
+def count_tasks(job: Job, done: set[str] | frozenset[str] = frozenset()) -> tuple[int, int]:
+    """(scenarios, tasks) of a job; validates every scenario (raises InputError). With ``done``,
+    (scenarios, tasks among ``done``) instead: how many of the job's tasks an earlier run finished."""
     n_sc = n_tasks = 0
     seen = set()
-    per_method = [m for m in job.methods if m != "enumeration"]
     for sc in job.scenarios():
         if sc.scenario_id in seen:
             continue
         seen.add(sc.scenario_id)
         n_sc += 1
-        n_tasks += len(per_method)
+        if done:
+            n_tasks += sum(t.task_id in done for t in tasks_for(sc, job.methods))
+            continue
+        n_tasks += sum(m != "enumeration" for m in job.methods)
         if "enumeration" in job.methods:
             n_tasks += len(enumeration_budgets(MethodParams.from_params(sc.params)))
     return n_sc, n_tasks
@@ -90,47 +102,91 @@ def run_sweep(
     rows_per_part: int = 5000,
     flush_s: float = 5.0,
 ) -> RunSummary:
-    """Run a sweep to completion (or Ctrl-C). Raises InputError on bad input before writing anything."""
+    """Run a sweep to completion, or until Ctrl-C (then ``interrupted`` is set: finished tasks are saved
+    and a re-run resumes). Raises InputError on bad input before writing anything, and StoreError
+    (an InputError) if the output location is busy, unwritable or full — also mid-run, after saving
+    what it can; the dataset stays readable and resumable either way."""
     job = job if isinstance(job, Job) else load_job(job)
     n_sc, n_tasks = count_tasks(job)  # validates everything before any file is touched
     out = out or default_out(job)
     be = backend if isinstance(backend, Backend) else make_backend(backend, workers, address)
-    stream = stream or sys.stderr
+    with _sigterm_as_interrupt():
+        try:
+            return _run(job, be, n_sc, n_tasks, out, fresh=fresh, retry_errors=retry_errors, progress=progress,
+                        stream=stream or sys.stderr, rows_per_part=rows_per_part, flush_s=flush_s)
+        finally:
+            be.close()  # also when the store could not be opened (busy, unwritable)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's time limit, ``kill``, a container stopping) stops the sweep as Ctrl-C
+    does — workers stopped, finished results saved, resumable — instead of killing it mid-write.
+    Only in the main thread, where Python delivers signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if old is None else old)
+
+
+def _run(job: Job, be: Backend, n_sc: int, n_tasks: int, out: str, *, fresh: bool, retry_errors: bool,
+         progress: bool, stream: TextIO, rows_per_part: int, flush_s: float) -> RunSummary:
     with Store(out, job.name, fresh=fresh, rows_per_part=rows_per_part, flush_s=flush_s) as store:
-        done = set() if fresh else store.finished_task_ids(include_errors=not retry_errors)
-        store.write_scenarios(job.scenarios())
-        skipped = min(len(done), n_tasks)
-        summary = RunSummary(job.name, out, n_sc, n_tasks, skipped)
+        summary = RunSummary(job.name, out, n_sc, n_tasks, 0)
         manifest = {"spec": job.spec, "versions": versions(), "backend": be.describe(), "status": "running",
                     "scenarios": n_sc, "tasks": {"total": n_tasks}}
-        store.write_manifest(manifest)
-        if progress:
-            print(f"sweep {job.name}: {n_sc} scenarios × {', '.join(job.methods)} = {n_tasks} tasks "
-                  f"({skipped} already done) on {be.describe()} → {out}", file=stream, flush=True)
-        prog = Progress(n_tasks, stream=stream, enabled=progress, initial=skipped)
-        split = n_sc < 2 * be.workers
-        per_batch = max(1, min(8, n_sc // (be.workers * 8)))
-        batches = plan(job.scenarios(), job.methods, done, scenarios_per_batch=per_batch, split_tasks=split)
+        prog = Progress(n_tasks, stream=stream, enabled=False)
+        failed = False
         try:
+            done = set() if fresh else store.finished_task_ids(include_errors=not retry_errors)
+            # count only this job's tasks: the folder may hold rows of an earlier version of the job
+            skipped = count_tasks(job, done)[1] if done else 0
+            summary.tasks_skipped = skipped
+            store.write_scenarios(job.scenarios())
+            store.write_manifest(manifest)
+            if progress:
+                print(f"sweep {job.name}: {n_sc} scenarios × {', '.join(job.methods)} = {n_tasks} tasks "
+                      f"({skipped} already done) on {be.describe()} → {out}", file=stream, flush=True)
+            prog = Progress(n_tasks, stream=stream, enabled=progress, initial=skipped)
+            split = n_sc < 2 * be.workers
+            per_batch = max(1, min(8, n_sc // (be.workers * 8)))
+            batches = plan(job.scenarios(), job.methods, done, scenarios_per_batch=per_batch, split_tasks=split)
             for res in be.run(job.name, batches):
                 store.add(res.outputs)
                 prog.update(len(res.outputs), sum(o.solution["status"] == "error" for o in res.outputs))
             store.compact()
         except KeyboardInterrupt:
             summary.interrupted = True
+        except StoreError:
+            failed = True
+            raise
         finally:
-            be.close()
+            be.close()  # first: no worker outlives the run, whatever ended it
             prog.close()
-            store.flush()
             summary.tasks_run = prog.new
             summary.failures = store.counts.errors
+            summary.lost = store.counts.lost
             summary.elapsed_s = prog.elapsed_s
-            summary.best = best_exact(store)
-            manifest["status"] = "interrupted" if summary.interrupted else "complete"
-            manifest["tasks"] = {"total": n_tasks, "done": min(n_tasks, skipped + prog.new),
+            manifest["status"] = "failed" if failed else "interrupted" if summary.interrupted else "complete"
+            manifest["tasks"] = {"total": n_tasks, "done": min(n_tasks, summary.tasks_skipped + prog.new),
                                  "run_now": prog.new, "failed_now": store.counts.errors}
             manifest["elapsed_s"] = round(prog.elapsed_s, 3)
-            store.write_manifest(manifest)
+            try:
+                store.flush()
+                store.write_manifest(manifest)
+                if not failed:
+                    summary.best = best_exact(store)
+            except StoreError:
+                if not failed:  # else the first failure is the one to report
+                    raise
     return summary
 
 
@@ -138,12 +194,11 @@ def best_exact(store: Store) -> dict:
     """The least $/token among exact methods' optimal rows in the dataset (empty if none)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     best: dict = {}
     cols = ["scenario_id", "method", "status", "cost_per_token", "throughput_tok_s", "cost_per_hour"]
     for f in store.part_files("solutions"):
-        t = pq.read_table(f, columns=cols, filesystem=store.fs)
+        t = store.read_table(f, columns=cols)
         exact = pc.is_in(t["method"], value_set=pa.array(list(EXACT_METHODS)))
         t = t.filter(pc.and_(exact, pc.and_(pc.equal(t["status"], "optimal"), pc.is_valid(t["cost_per_token"]))))
         if t.num_rows == 0:

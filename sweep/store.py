@@ -1,20 +1,25 @@
 """The results dataset (SPEC §8): manifest, scenarios, and solutions/frontier written in parts.
 
 Contract:
-- Parts appear atomically: a local part is written under a hidden temporary name (``.tmp-…``, which
-  dataset readers ignore) and renamed; on an object store a part is one PUT, visible whole or not at all.
+- Files appear atomically: a local part (and scenarios.parquet, manifest.json) is written under a
+  hidden temporary name (``.tmp-…``, which dataset readers ignore), fsynced and renamed; on an object
+  store a part is one PUT, visible whole or not at all. A killed run's temporary files are removed by
+  the next run; a failed write removes its own.
 - Rows are buffered and flushed as a new part every ``rows_per_part`` rows or ``flush_s`` seconds, so
   memory stays flat and the dataset is readable while a sweep runs.
 - A pareto task's frontier part is written before its solutions row, so a task that counts as
   finished always has its frontier.
 - ``compact()`` (end of a run) merges parts, drops duplicate task ids (a crash can leave a re-run's
   rows twice) keeping the newest, and marks each scenario's best enumeration point ``is_best``.
-- One writer per dataset: a local dataset is locked by ``.lock`` (pid and host); a stale lock of a
-  dead process on this host is taken over.
+- One writer per dataset: a local dataset is locked by ``.lock``, an exclusive ``flock`` the kernel
+  releases when its process dies (so a dead run's lock is taken over); the file names the holder.
+- Failures of the output location (busy, unwritable, full, a damaged part) raise :class:`StoreError`,
+  an :class:`~sweep.errors.InputError` with one line: the CLI exits 2.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -29,9 +34,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sweep import schema
+from sweep import faults, schema
 from sweep.errors import InputError, Problem
-from sweep.plan import TaskOutput
+from sweep.plan import LOST, TaskOutput
 from sweep.scenario import SCHEMA, Scenario
 
 PARTS = ("solutions", "frontier")
@@ -50,24 +55,39 @@ def open_fs(out: str) -> tuple[pafs.FileSystem, str, bool]:
 
 
 class StoreError(InputError):
-    """The output location cannot be used (busy, unwritable, full)."""
+    """The output location cannot be used (busy, unwritable, full, or holding a damaged part)."""
 
 
 def _fail(where: str, what: str) -> StoreError:
     return StoreError([Problem(where, what)])
 
 
+def _reason(e: BaseException) -> str:
+    """A short reason for an I/O error: the OS's words for its errno, else the error's own text."""
+    errno_ = getattr(e, "errno", None)
+    if isinstance(errno_, int) and errno_ > 0:
+        return os.strerror(errno_)
+    return str(e).split("\n", 1)[0] or e.__class__.__name__
+
+
 @dataclass
 class Counts:
     written: int = 0
     errors: int = 0
+    lost: int = 0  # errors of tasks whose worker died (a re-run retries them)
 
 
 class Store:
-    """A results dataset being written by one sweep run. Use as a context manager."""
+    """A results dataset being written by one sweep run. Use as a context manager.
+
+    Every failure to use the output location (busy, unwritable, full, a damaged part) raises
+    :class:`StoreError` with one line saying where and why; nothing half-written is left visible.
+    """
 
     def __init__(self, out: str, sweep: str, *, fresh: bool = False, rows_per_part: int = 5000,
                  flush_s: float = 10.0):
+        if "\0" in out:
+            raise _fail(repr(out), "output path contains a NUL character")
         self.out = out
         self.sweep = sweep
         self.fs, self.root, self.local = open_fs(out)
@@ -76,7 +96,7 @@ class Store:
         self.flush_s = flush_s
         self._buf: dict[str, list[dict]] = {t: [] for t in PARTS}
         self._last_flush = time.monotonic()
-        self._locked = False
+        self._lock_fd: int | None = None
         self.counts = Counts()
 
     # ------------------------------------------------------------------ paths and atomic writes
@@ -84,24 +104,57 @@ class Store:
     def path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
-    def _write_table(self, table: pa.Table, dest: str) -> None:
-        if self.local:
-            tmp = dest.rsplit("/", 1)[0] + "/.tmp-" + uuid.uuid4().hex + ".parquet"
-            try:
-                pq.write_table(table, tmp, filesystem=self.fs)
-                self.fs.move(tmp, dest)
-            except BaseException:
-                self._try_delete(tmp)
-                raise
-        else:
-            pq.write_table(table, dest, filesystem=self.fs)
+    def _write_error(self, what: str, e: BaseException) -> StoreError:
+        return _fail(self.out, f"cannot write {what}: {_reason(e)} (results saved before this are kept, "
+                               "nothing half-written is left: fix this and run the same command again to resume)")
 
-    def _write_bytes(self, data: bytes, dest: str) -> None:
-        tmp = dest + ".tmp-" + uuid.uuid4().hex if self.local else dest
-        with self.fs.open_output_stream(tmp) as f:
-            f.write(data)
-        if self.local:
+    def _tmp_name(self, dest: str) -> str:
+        """A hidden temporary name next to ``dest`` (readers skip names starting with '.')."""
+        folder, name = dest.rsplit("/", 1)
+        return f"{folder}/.tmp-{uuid.uuid4().hex}-{name}"
+
+    def _write_table(self, table: pa.Table, dest: str, what: str, fault_point: str = "") -> None:
+        if not self.local:
+            try:
+                pq.write_table(table, dest, filesystem=self.fs)
+            except OSError as e:
+                raise self._write_error(what, e) from None
+            return
+        tmp = self._tmp_name(dest)
+        try:
+            pq.write_table(table, tmp, filesystem=self.fs)
+            _fsync(tmp)
+            if fault_point:
+                faults.point(fault_point)
             self.fs.move(tmp, dest)
+        except BaseException as e:
+            self._try_delete(tmp)
+            if isinstance(e, OSError):
+                raise self._write_error(what, e) from None
+            raise
+
+    def _write_bytes(self, data: bytes, dest: str, what: str) -> None:
+        tmp = self._tmp_name(dest) if self.local else dest
+        try:
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
+            if self.local:
+                _fsync(tmp)
+                self.fs.move(tmp, dest)
+        except BaseException as e:
+            if self.local:
+                self._try_delete(tmp)
+            if isinstance(e, OSError):
+                raise self._write_error(what, e) from None
+            raise
+
+    def read_table(self, path: str, **kw: Any) -> pa.Table:
+        """A finished part (or scenarios.parquet); a damaged one is a StoreError naming it."""
+        try:
+            return pq.read_table(path, filesystem=self.fs, **kw)
+        except (OSError, pa.ArrowInvalid) as e:
+            raise _fail(path, f"cannot read this part ({_reason(e)}): it was damaged outside sweep; "
+                              "move it away (its tasks will run again) or start over with --fresh") from None
 
     def _try_delete(self, path: str) -> None:
         try:
@@ -115,9 +168,12 @@ class Store:
     def part_files(self, table: str) -> list[str]:
         """Finished parts of a table, oldest first (names sort by creation time)."""
         sel = pafs.FileSelector(self.path(table), allow_not_found=True)
-        files = [i.path for i in self.fs.get_file_info(sel)
-                 if i.type == pafs.FileType.File and i.base_name.startswith("part-") and i.base_name.endswith(".parquet")]
-        return sorted(files)
+        try:
+            infos = self.fs.get_file_info(sel)
+        except OSError as e:
+            raise _fail(self.path(table), f"cannot list the folder: {_reason(e)}") from None
+        return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.base_name.startswith("part-")
+                      and i.base_name.endswith(".parquet"))
 
     def _new_part_name(self, table: str) -> str:
         return self.path(table, f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet")
@@ -137,72 +193,95 @@ class Store:
             for t in PARTS:
                 self.fs.create_dir(self.path(t), recursive=True)
         except OSError as e:
-            raise _fail(self.out, f"cannot create the output folder: {e.strerror or e}") from None
+            raise _fail(self.out, f"cannot create the output folder: {_reason(e)}") from None
         self._lock()
-        if self.fresh:
-            for t in PARTS:
-                for f in self.part_files(t):
-                    self._try_delete(f)
-            for name in ("scenarios.parquet", "manifest.json"):
-                self._try_delete(self.path(name))
-        self._sweep_temp_files()
+        try:
+            if self.fresh:
+                for t in PARTS:
+                    for f in self.part_files(t):
+                        self._try_delete(f)
+                for name in ("scenarios.parquet", "manifest.json"):
+                    self._try_delete(self.path(name))
+            self._sweep_temp_files()
+        except BaseException:
+            self.close()
+            raise
 
     def _sweep_temp_files(self) -> None:
-        """Temporary files of a run that was killed mid-write are garbage: remove them."""
+        """Temporary files of a run that was killed mid-write are garbage: remove them (we hold the lock)."""
         if not self.local:
             return
-        for t in PARTS:
-            sel = pafs.FileSelector(self.path(t), allow_not_found=True)
+        for folder in (self.root, *(self.path(t) for t in PARTS)):
+            sel = pafs.FileSelector(folder, allow_not_found=True)
             for i in self.fs.get_file_info(sel):
-                if i.base_name.startswith(".tmp-"):
+                name = i.base_name
+                # .tmp-* now; manifest.json.tmp-* from earlier versions
+                if i.type == pafs.FileType.File and (name.startswith(".tmp-") or name.startswith("manifest.json.tmp-")):
                     self._try_delete(i.path)
 
     def _lock(self) -> None:
+        """Take ``.lock``: an exclusive ``flock`` held for the whole run, so the kernel frees it when this
+        process dies however it dies (a dead run's lock is taken over). The file also names its holder,
+        for the message another run prints; a lock file naming a live process on this host (written
+        without ``flock``) is respected too."""
         if not self.local:
-            return  # object stores have no exclusive create; one writer per URI is the user's to keep
+            return  # object stores have no locks; one writer per URI is the user's to keep
         lock = os.path.join(self.root, ".lock")
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-        for _ in range(2):
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
+              "start_ticks": _start_ticks(os.getpid())}
+        for _ in range(10):
             try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    with open(lock) as fh:
-                        other = json.loads(fh.read() or "{}")
-                except (OSError, ValueError):
-                    other = {}
-                if other.get("host") == me["host"] and not _alive(int(other.get("pid", 0) or 0)):
-                    os.unlink(lock)  # stale: its process is gone
-                    continue
-                raise _fail(self.out, f"in use by another sweep run (pid {other.get('pid', '?')} on "
-                                      f"{other.get('host', '?')}); wait for it, or remove {lock} if that run is gone") from None
+                fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
             except OSError as e:
-                raise _fail(self.out, f"cannot write here: {e.strerror or e}") from None
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(me))
-            self._locked = True
+                raise _fail(self.out, f"cannot write here: {_reason(e)}") from None
+            mine = False
+            try:
+                mine = _try_flock(fd)
+                if mine and not _same_file(lock, fd):
+                    os.close(fd)  # its holder removed it between our open and flock: lock the new one
+                    continue
+                other = _read_lock(fd)
+                for _ in range(10):  # a holder that has just taken the lock writes its name at once
+                    if mine or other:
+                        break
+                    time.sleep(0.02)
+                    other = _read_lock(fd)
+                if not mine or _holder_alive(other, me["host"]):
+                    raise _fail(self.out, f"in use by another sweep run (pid {other.get('pid', '?')} on "
+                                          f"{other.get('host', '?')}); wait for it to finish, or remove {lock} "
+                                          "if that run is gone")
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(me).encode(), 0)
+            except OSError as e:
+                if mine:  # ours (its last holder is gone): leave no empty lock file behind
+                    _unlink_quietly(lock)
+                os.close(fd)
+                raise _fail(self.out, f"cannot write the lock file: {_reason(e)}") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            self._lock_fd = fd
             return
+        raise _fail(self.out, f"cannot take {lock}: it keeps being replaced by another process")
 
     def close(self) -> None:
-        if self._locked:
-            try:
-                os.unlink(os.path.join(self.root, ".lock"))
-            except OSError:
-                pass
-            self._locked = False
+        if self._lock_fd is not None:
+            _unlink_quietly(os.path.join(self.root, ".lock"))  # while still holding it (see _lock)
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # ------------------------------------------------------------------ reading what is done
 
     def finished_task_ids(self, include_errors: bool = True) -> set[str]:
-        """Task ids with a row in ``solutions`` (resume skips them)."""
+        """Task ids with a row in ``solutions`` (resume skips them). A task whose worker was lost
+        (error starting with :data:`~sweep.plan.LOST`) is not finished; other errors count as
+        finished unless ``include_errors`` is false."""
         done: set[str] = set()
         for f in self.part_files("solutions"):
-            t = pq.read_table(f, columns=["task_id", "status"], filesystem=self.fs)
-            ids = t.column("task_id").to_pylist()
-            if include_errors:
-                done.update(ids)
-            else:
-                done.update(i for i, s in zip(ids, t.column("status").to_pylist(), strict=True) if s != "error")
+            t = self.read_table(f, columns=["task_id", "status", "error"]).to_pydict()
+            for i, s, err in zip(t["task_id"], t["status"], t["error"], strict=True):
+                if s != "error" or (include_errors and not (err or "").startswith(LOST)):
+                    done.add(i)
         return done
 
     # ------------------------------------------------------------------ writing
@@ -233,7 +312,7 @@ class Store:
                     new = pa.concat_tables([new, old.select(new.schema.names).cast(new.schema)])
             except (pa.ArrowInvalid, KeyError, OSError):
                 pass  # an unreadable or older-schema file is replaced
-        self._write_table(new, dest)
+        self._write_table(new, dest, "scenarios.parquet")
         return len(seen)
 
     def add(self, outputs: Iterable[TaskOutput]) -> None:
@@ -243,6 +322,7 @@ class Store:
             self.counts.written += 1
             if o.solution["status"] == "error":
                 self.counts.errors += 1
+                self.counts.lost += (o.solution.get("error") or "").startswith(LOST)
         if len(self._buf["solutions"]) >= self.rows_per_part or time.monotonic() - self._last_flush >= self.flush_s:
             self.flush()
 
@@ -252,7 +332,7 @@ class Store:
             rows = self._buf[t]
             if rows:
                 table = pa.Table.from_pylist(rows, schema=_TABLE_SCHEMA[t])
-                self._write_table(table, self._new_part_name(t))
+                self._write_table(table, self._new_part_name(t), f"results ({t} part)", "part")
                 self._buf[t] = []
         self._last_flush = time.monotonic()
 
@@ -267,7 +347,7 @@ class Store:
                 created = None
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         doc = {"sweep": self.sweep, "created": created or now, "updated": now, **info}
-        self._write_bytes((json.dumps(doc, indent=2, default=str) + "\n").encode(), dest)
+        self._write_bytes((json.dumps(doc, indent=2, default=str) + "\n").encode(), dest, "manifest.json")
 
     # ------------------------------------------------------------------ compaction
 
@@ -288,7 +368,7 @@ class Store:
         best_enum: dict[str, tuple[Fraction, int, tuple[int, int]]] = {}
         metas = []
         for fi, f in enumerate(files):
-            t = pq.read_table(f, columns=cols, filesystem=self.fs).to_pydict()
+            t = self.read_table(f, columns=cols).to_pydict()
             metas.append(len(t[key[0]]))
             for r in range(len(t[key[0]])):
                 index[tuple(t[k][r] for k in key)] = (fi, r)
@@ -296,7 +376,7 @@ class Store:
         if table == "solutions":
             # the newest row of each task decides; then the best enumeration point per scenario
             for fi, f in enumerate(files):
-                t = pq.read_table(f, columns=cols, filesystem=self.fs).to_pydict()
+                t = self.read_table(f, columns=cols).to_pydict()
                 for r in range(len(t["task_id"])):
                     if t["method"][r] != "enumeration" or index[(t["task_id"][r],)] != (fi, r):
                         continue
@@ -320,12 +400,12 @@ class Store:
             nonlocal written, pending_rows
             if written:
                 dest = self._new_part_name(table)
-                self._write_table(pa.concat_tables(written), dest)
+                self._write_table(pa.concat_tables(written), dest, f"results (merging {table} parts)")
                 new_files.append(dest)
                 written, pending_rows = [], 0
 
         for fi, f in enumerate(files):
-            t = pq.read_table(f, filesystem=self.fs, schema=_TABLE_SCHEMA[table])
+            t = self.read_table(f, schema=_TABLE_SCHEMA[table])
             mask = [(fi, r) in keep_pos for r in range(t.num_rows)]
             t = t.filter(pa.array(mask, pa.bool_()))
             if table == "solutions" and needs_best:
@@ -341,8 +421,78 @@ class Store:
             if pending_rows >= max_rows:
                 emit()
         emit()
+        faults.point(f"compact-{table}")
         for f in files:  # only after every new part is in place
             self._try_delete(f)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _fsync(path: str) -> None:
+    """Data on disk before the rename that publishes it (a power cut must not leave an empty part)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _try_flock(fd: int) -> bool:
+    """True if this process now holds an exclusive lock on ``fd``; False if another holds one.
+    Where the file system has no ``flock``, the holder named in the file decides (see ``_lock``)."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as e:
+        if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            return True
+        raise
+    return True
+
+
+def _same_file(path: str, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _read_lock(fd: int) -> dict:
+    try:
+        doc = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When a process started (clock ticks since boot), to tell a live holder from a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _holder_alive(other: dict, host: str) -> bool:
+    """Whether the run named in a lock file still runs: same host, pid alive, not this process, and
+    (when recorded) started when the holder did."""
+    try:
+        pid = int(other.get("pid", 0) or 0)
+    except (TypeError, ValueError):
+        return False
+    if other.get("host") != host or pid == os.getpid() or not _alive(pid):
+        return False
+    ticks = other.get("start_ticks")
+    return ticks is None or _start_ticks(pid) in (None, ticks)
 
 
 def _alive(pid: int) -> bool:
