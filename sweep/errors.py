@@ -13,7 +13,12 @@ class Problem:
     what: str
 
     def line(self) -> str:
-        return f"error: {self.where}: {self.what}"
+        return f"error: {_one_line(self.where)}: {_one_line(self.what)}"
+
+
+def _one_line(text: str) -> str:
+    """Control characters from user input shown escaped, so one problem is always one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class InputError(Exception):

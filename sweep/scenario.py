@@ -42,6 +42,23 @@ def _non_negative(v: Any) -> str | None:
     return None if v >= 0 else "must be >= 0"
 
 
+def _has_nul(v: Any) -> bool:
+    if isinstance(v, str):
+        return "\0" in v
+    if isinstance(v, Mapping):
+        return any(_has_nul(k) or _has_nul(x) for k, x in v.items())
+    if isinstance(v, list):
+        return any(_has_nul(x) for x in v)
+    return False
+
+
+def _at_most(limit: int) -> Check:
+    def check(v: Any) -> str | None:
+        return None if 0 < v <= limit else f"must be between 1 and {limit}"
+
+    return check
+
+
 def _fraction(v: Any) -> str | None:
     return None if 0 < v <= 1 else "must be in (0, 1]"
 
@@ -121,10 +138,10 @@ SCHEMA: dict[str, Key] = {
     "solver.time_limit_s": Key("float", 60.0, _positive),
     "methods.enumeration.budget_min": Key("float", 0.30, _positive, "$/hour"),
     "methods.enumeration.budget_max": Key("float", 34.65, _positive, "$/hour"),
-    "methods.enumeration.points": Key("int", 15, _positive),
+    "methods.enumeration.points": Key("int", 15, _at_most(1000)),
     "methods.iterative.target_cpt": Key("float", 1e-6, _positive, "$/token target"),
     "methods.iterative.tighten": Key("float", 0.95, _open_fraction),
-    "methods.iterative.max_iter": Key("int", 10, _positive),
+    "methods.iterative.max_iter": Key("int", 10, _at_most(1000)),
     "methods.weighted.weight": Key("float", 0.5, _non_negative),
 }
 SECTIONS = sorted({k.rsplit(".", 1)[0] for k in SCHEMA if "." in k})
@@ -244,13 +261,14 @@ def read_scenario_file(path: Path, problems: Problems) -> dict[str, Any]:
         return read_config_csv(path, problems)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return {ALIASES.get(k, k): v for k, v in flatten(data).items()}
     except tomllib.TOMLDecodeError as e:
         problems.add(str(path), f"invalid TOML: {e}")
-        return {}
     except (OSError, UnicodeDecodeError) as e:
         problems.add(str(path), f"cannot read file ({e.__class__.__name__})")
-        return {}
-    return {ALIASES.get(k, k): v for k, v in flatten(data).items()}
+    except RecursionError:
+        problems.add(str(path), "tables nested too deeply")
+    return {}
 
 
 # --------------------------------------------------------------------------- validation
@@ -320,6 +338,8 @@ def check_params(raw: Mapping[str, Any], where: str, problems: Problems) -> dict
             params[key] = spec.default
             continue
         v, err = _coerce(spec.kind, raw[key])
+        if err is None and _has_nul(v):
+            err = "must not contain a NUL character"
         if err is None and spec.check is not None:
             err = spec.check(v)
         if err:
@@ -381,6 +401,7 @@ def read_profile(path: Path, offerings: Mapping[str, Offering], problems: Proble
     reader = csv.DictReader(lines)
     cols = ["offering", "tp", "pp", "throughput_tok_s", "tpot_ms", "batch"]
     header = [h.strip() for h in reader.fieldnames or []]
+    reader.fieldnames = header  # " tp" and "tp" name the same column
     bad = [h for h in header if h not in cols]
     missing = [c for c in cols[:4] if c not in header]
     for h in bad:
