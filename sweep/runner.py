@@ -18,7 +18,7 @@ from sweep.job import Job, load_job
 from sweep.methods import EXACT_METHODS, MethodParams, enumeration_budgets
 from sweep.plan import plan, tasks_for
 from sweep.progress import Progress, fmt_duration
-from sweep.store import Store, StoreError
+from sweep.store import Store, StoreError, redact
 
 
 @dataclass
@@ -40,7 +40,7 @@ class RunSummary:
             f"sweep {self.sweep}: {self.scenarios} scenarios, {self.tasks_total} tasks "
             f"({self.tasks_run} run now, {self.tasks_skipped} already done), {self.failures} failed, "
             f"{fmt_duration(self.elapsed_s)}",
-            f"dataset: {self.out}",
+            f"dataset: {redact(self.out)}",
         ]
         if self.best:
             b = self.best
@@ -165,7 +165,7 @@ def _run(job: Job, be: Backend, n_sc: int, n_tasks: int, out: str, *, fresh: boo
             store.compact()
         except KeyboardInterrupt:
             summary.interrupted = True
-        except StoreError:
+        except BaseException:  # a store or internal failure: never recorded as complete
             failed = True
             raise
         finally:

@@ -43,13 +43,18 @@ PARTS = ("solutions", "frontier")
 _TABLE_SCHEMA = {"solutions": schema.SOLUTIONS, "frontier": schema.FRONTIER}
 
 
+def redact(out: str) -> str:
+    """A URI for messages: its query string (which may carry credentials) left out."""
+    return out.split("?", 1)[0] + ("?…" if "?" in out and "://" in out else "") if "://" in out else out
+
+
 def open_fs(out: str) -> tuple[pafs.FileSystem, str, bool]:
     """(filesystem, root path, is_local) for a local path or a URI pyarrow understands (s3://, gs://, file://)."""
     if "://" in out:
         try:
             fs, path = pafs.FileSystem.from_uri(out)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as e:
-            raise InputError([Problem(out, f"cannot open output location: {e}")]) from None
+            raise InputError([Problem(redact(out), f"cannot open output location: {e}")]) from None
         return fs, path.rstrip("/"), isinstance(fs, pafs.LocalFileSystem)
     return pafs.LocalFileSystem(), os.path.abspath(out), True
 
@@ -88,7 +93,7 @@ class Store:
                  flush_s: float = 10.0):
         if "\0" in out:
             raise _fail(repr(out), "output path contains a NUL character")
-        self.out = out
+        self.out = redact(out)  # for messages; never shows credentials from a URI's query
         self.sweep = sweep
         self.fs, self.root, self.local = open_fs(out)
         self.fresh = fresh
@@ -361,17 +366,24 @@ class Store:
         files = self.part_files(table)
         if not files:
             return
-        cols = list(key) + (["scenario_id", "method", "cost_per_hour", "throughput_tok_s", "is_best"]
+        cols = list(key) + (["scenario_id", "method", "cost_per_hour", "throughput_tok_s", "is_best", "budget"]
                             if table == "solutions" else [])
         cols = list(dict.fromkeys(cols))
         index: dict[tuple, tuple[int, int]] = {}  # key -> (file index, row) of its newest row
-        best_enum: dict[str, tuple[Fraction, int, tuple[int, int]]] = {}
+        best_enum: dict[str, tuple[tuple, tuple[int, int]]] = {}
         metas = []
+        newest_part: dict[str, int] = {}  # frontier: the part holding a scenario's latest frontier
         for fi, f in enumerate(files):
             t = self.read_table(f, columns=cols).to_pydict()
             metas.append(len(t[key[0]]))
             for r in range(len(t[key[0]])):
                 index[tuple(t[k][r] for k in key)] = (fi, r)
+                if table == "frontier":
+                    newest_part[t["scenario_id"][r]] = fi
+        if table == "frontier":
+            # one pareto task writes its whole frontier into one part: a re-run's (possibly shorter)
+            # frontier replaces every point of the earlier one, not just the ranks it shares
+            index = {k: pos for k, pos in index.items() if pos[0] == newest_part[k[0]]}
         needs_best = False
         if table == "solutions":
             # the newest row of each task decides; then the best enumeration point per scenario
@@ -384,14 +396,15 @@ class Store:
                     c, thr = t["cost_per_hour"][r], t["throughput_tok_s"][r]
                     if c is None or not thr:
                         continue
-                    ratio = Fraction(round(c * 10_000), int(thr))
+                    # least $/token; ties: higher throughput, then the lower budget (as queries do)
+                    rank = (Fraction(round(c * 10_000), int(thr)), -thr, t["budget"][r] or 0.0)
                     cur = best_enum.get(t["scenario_id"][r])
-                    if cur is None or (ratio, -thr) < (cur[0], -cur[1]):
-                        best_enum[t["scenario_id"][r]] = (ratio, int(thr), (fi, r))
+                    if cur is None or rank < cur[0]:
+                        best_enum[t["scenario_id"][r]] = (rank, (fi, r))
         if len(files) == 1 and len(index) == metas[0] and not needs_best:
             return  # one part, no duplicates, nothing to mark
         keep_pos = set(index.values())
-        best_pos = {v[2] for v in best_enum.values()}
+        best_pos = {v[1] for v in best_enum.values()}
         written: list[pa.Table] = []
         pending_rows = 0
         new_files: list[str] = []
