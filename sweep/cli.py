@@ -76,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in e.lines():
             print(line, file=sys.stderr)
         code = 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # SIGTERM arrives as its subclass ``Terminated`` during a sweep
         print("\ninterrupted", file=sys.stderr)
-        code = 130
+        code = 143 if type(e).__name__ == "Terminated" else 130
     except BrokenPipeError:
         code = 0
     except SystemExit as e:

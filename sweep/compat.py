@@ -29,7 +29,7 @@ from sweep.methods import (
     weighted,
 )
 from sweep.milp import Fleet
-from sweep.result import MethodResult, allocation, better
+from sweep.result import MethodResult, allocation, better, to_row
 from sweep.scenario import Scenario, load_scenario
 from sweep.solve import Prepared, prepare
 
@@ -198,20 +198,9 @@ class Solver:
         return ", ".join(str(d) for d in depths)
 
     def _keep(self, r: MethodResult) -> dict[str, Any]:
-        f = r.fleet
         self.result = r
-        self.solution = {
-            "method": r.method,
-            "status": r.status,
-            "cost_per_token": f.cost_per_token if f else None,
-            "throughput_tok_s": f.throughput_tok_s if f else None,
-            "throughput_tokens_per_sec": f.throughput_tok_s if f else None,
-            "cost_per_hour": f.cost_per_hour if f else None,
-            "gpus": f.gpus if f else None,
-            "allocation": allocation(self.prepared.instance, f),
-            "solves": r.solves,
-            "seconds": r.seconds,
-        }
+        row = to_row(self.prepared.instance, r, self.prepared.scenario_id)  # the SPEC §7 fields
+        self.solution = {**row, "throughput_tokens_per_sec": row["throughput_tok_s"]}  # the note's name too
         return self.solution
 
     def _say(self, line: str) -> None:

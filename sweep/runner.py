@@ -33,6 +33,7 @@ class RunSummary:
     lost: int = 0  # failures whose worker died: a re-run retries them
     elapsed_s: float = 0.0
     interrupted: bool = False
+    exit_code: int = 0  # what `sweep run` exits with: 0, or 130 (Ctrl-C) / 143 (SIGTERM) when interrupted
     best: dict = field(default_factory=dict)  # best exact $/token found
 
     def text(self) -> str:
@@ -118,6 +119,10 @@ def run_sweep(
             be.close()  # also when the store could not be opened (busy, unwritable)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C; the command exits 143 (128 + SIGTERM) instead of 130."""
+
+
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a scheduler's time limit, ``kill``, a container stopping) stops the sweep as Ctrl-C
@@ -128,7 +133,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     old = signal.signal(signal.SIGTERM, stop)
     try:
@@ -163,8 +168,9 @@ def _run(job: Job, be: Backend, n_sc: int, n_tasks: int, out: str, *, fresh: boo
                 store.add(res.outputs)
                 prog.update(len(res.outputs), sum(o.solution["status"] == "error" for o in res.outputs))
             store.compact()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             summary.interrupted = True
+            summary.exit_code = 143 if isinstance(e, Terminated) else 130
         except BaseException:  # a store or internal failure: never recorded as complete
             failed = True
             raise

@@ -12,7 +12,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("job", help="sweep definition (jobs/*.toml)")
     p.add_argument("--backend", "-b", default="processes", choices=[*BACKENDS, *ALIASES],
                    help="where tasks run (default: processes)")
-    p.add_argument("--workers", "-w", type=int, default=None, help="worker processes / local Ray CPUs (default: all cores)")
+    p.add_argument("--workers", "-w", type=int, default=None, help="worker processes / local Ray CPUs (default: all cores); with --address, a cap on the cluster CPUs used")
     p.add_argument("--address", help="Ray cluster address (HOST:PORT or ray://…); default $RAY_ADDRESS, else a local Ray")
     p.add_argument("--out", "-o", help="output folder or URI (s3://…, gs://…); default results/<sweep name>")
     p.add_argument("--fresh", action="store_true", help="start over: drop earlier results in the output")
@@ -31,4 +31,4 @@ def run(args: argparse.Namespace) -> int:
                   fresh=args.fresh, retry_errors=args.retry_errors, progress=not args.quiet,
                   flush_s=max(0.0, args.flush_s))
     print(s.text())
-    return 130 if s.interrupted else 0
+    return s.exit_code if s.interrupted else 0
