@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from sweep.errors import InputError, Problem
 from sweep.methods import ALL_METHODS, EXACT_METHODS, gap_pct
@@ -48,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         overrides["limits.budget"] = args.budget
     sc = load_scenario(args.scenario, overrides)
     prep = prepare(sc)
+    if "pareto" in methods and not sc["limits.budget"] and len(prep.instance.slots) > 10:
+        print(f"note: pareto without a budget walks the whole frontier of {len(prep.instance.slots)} offerings, "
+              "one MILP per point (minutes on a large catalog); --budget B bounds it", file=sys.stderr)
     results = solve_scenario(prep, methods)
     if args.json:
         for r in results:
