@@ -71,7 +71,7 @@ def _layout(sc: Scenario, name: str, tp: int, pp: int) -> Candidate | str:
     """A homogeneous candidate, or the reason its layout is impossible on this offering."""
     o = sc.offerings[name]
     if tp > o.gpus_per_node:
-        return f"tp={tp} exceeds the {o.gpus_per_node} GPUs of one node"
+        return f"tp={tp} exceeds the node's {o.gpus_per_node} GPU{'s' if o.gpus_per_node != 1 else ''}"
     if o.gpus_per_node % tp:
         return f"tp={tp} does not divide the node's {o.gpus_per_node} GPUs"
     if tp * pp > o.gpus_per_node * o.max_nodes:

@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", help="scenario file (.toml or the note's config.csv)")
     p.add_argument("--method", "-m", action="append", default=[], metavar="M",
                    help=f"one of {', '.join(ALL_METHODS)}, or 'all' (repeatable; default dinkelbach)")
-    p.add_argument("--budget", type=float, metavar="B", help="$/hour cap for this run (sets limits.budget)")
+    p.add_argument("--budget", type=float, metavar="B", help="$/hour cap for this run (sets limits.budget; 0 = no cap)")
     p.add_argument("--json", action="store_true", help="one JSON object per method per line")
 
 
