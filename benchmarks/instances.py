@@ -24,9 +24,10 @@ class Case:
     params: MethodParams
 
 
-def small_instance(rng: random.Random, solver: str = "highs") -> Instance:
-    """The distribution of ``tests/brute.py::random_instance`` (2–3 offerings, 3–5 candidates, 1–3 nodes
-    each, sometimes a demand floor, a budget or a GPU cap; one mixed two-offering pipeline in half)."""
+def small_instance(rng: random.Random, solver: str = "highs", mixed: bool | None = None) -> Instance:
+    """2–3 offerings, 3–5 candidates, 1–3 nodes each (node bundling, availability), sometimes a demand
+    floor, a budget or a GPU cap; plus one mixed two-offering pipeline when ``mixed`` (None: in half of
+    the instances, drawn from ``rng``). Also the instance maker of the exactness tests (tests/brute.py)."""
     n_slots = rng.randint(2, 3)
     slots = []
     for i in range(n_slots):
@@ -40,7 +41,7 @@ def small_instance(rng: random.Random, solver: str = "highs") -> Instance:
         if tp * pp > s.gpus_per_node * s.max_nodes:
             pp = 1
         cands.append(Candidate(s.name, s.gpu, tp, pp, tp * pp, rng.randint(50, 5000), 1, 1.0, ((s.name, tp * pp),)))
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 if mixed is None else mixed:
         a, b = rng.sample(slots, 2)
         cands.append(Candidate(a.name, a.gpu, 1, 2, 2, rng.randint(50, 5000), 1, 1.0, ((a.name, 1), (b.name, 1))))
     total_cost = sum(s.price_units * s.max_nodes for s in slots)

@@ -62,13 +62,15 @@ def _parse(item: str) -> tuple[str, str, str]:
     return kind, rest, ""
 
 
+def _faults() -> list[tuple[str, str, str]]:
+    """(kind, target, argument) of each ``SWEEP_FAULTS`` item; none in normal use."""
+    spec = os.environ.get("SWEEP_FAULTS")
+    return [_parse(item) for item in spec.split(",")] if spec else []
+
+
 def check(task_id: str) -> None:
     """Called by a worker before it runs ``task_id``."""
-    spec = os.environ.get("SWEEP_FAULTS")
-    if not spec:
-        return
-    for item in spec.split(","):
-        kind, target, arg = _parse(item)
+    for kind, target, arg in _faults():
         if target not in (task_id, "*"):
             continue
         if kind == "raise":
@@ -83,11 +85,7 @@ def check(task_id: str) -> None:
 
 def point(name: str) -> None:
     """Called by the driver at a point of the store's writes (see ``die``)."""
-    spec = os.environ.get("SWEEP_FAULTS")
-    if not spec:
-        return
-    for item in spec.split(","):
-        kind, target, arg = _parse(item)
+    for kind, target, arg in _faults():
         if kind == "die" and target == name:
             _reached[name] = _reached.get(name, 0) + 1
             if _reached[name] == int(arg or 1):

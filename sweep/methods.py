@@ -32,7 +32,7 @@ from sweep.milp import (
     run_solver,
     violations,
 )
-from sweep.result import MethodResult, better, budget_units, worst_status
+from sweep.result import MethodResult, better, budget_units, method_status
 
 EXACT_METHODS = ("dinkelbach", "charnes_cooper", "pareto")
 BASELINE_METHODS = ("weighted", "iterative", "enumeration")
@@ -83,8 +83,7 @@ class _Tally:
             self.statuses.append(ERROR)
             self.messages.append(f"{self.solver_name}: a model with a known solution was reported infeasible")
             return Outcome(ERROR, None, out.seconds, message=self.messages[-1], solves=0)
-        # a budget point with no fleet is a fact about that budget, not a failure of the method
-        self.statuses.append(OPTIMAL if out.status == INFEASIBLE else out.status)
+        self.statuses.append(out.status)
         if out.message and out.status in (TIME_LIMIT, ERROR):
             self.messages.append(out.message)
         if out.status == TIME_LIMIT and out.mip_gap is not None:
@@ -92,9 +91,7 @@ class _Tally:
         return out
 
     def result(self, method: str, inst: Instance, fleet: Fleet | None, **kw) -> MethodResult:
-        status = worst_status(self.statuses)
-        if fleet is None and status == OPTIMAL:
-            status = INFEASIBLE
+        status = method_status(self.statuses, fleet)
         msg = kw.pop("message", "") or "; ".join(dict.fromkeys(self.messages))
         return MethodResult(method, status, fleet, self.solves, time.perf_counter() - self.t0, inst.solver,
                             mip_gap=self.gap, message=msg, **kw)
@@ -201,11 +198,8 @@ def enumeration_reduce(inst: Instance, points: list[MethodResult]) -> MethodResu
     for p in points:
         if best is None or better(p.fleet, best.fleet):
             best = p
-    statuses = [OPTIMAL if p.status == INFEASIBLE else p.status for p in points]
-    status = worst_status(statuses)
     fleet = best.fleet if best else None
-    if fleet is None and status == OPTIMAL:
-        status = INFEASIBLE
+    status = method_status([p.status for p in points], fleet)
     gaps = [p.mip_gap for p in points if p.mip_gap is not None]
     troubles = [f"budget ${p.budget:g}/h: {p.message}" for p in points if p.message and p.status in (TIME_LIMIT, ERROR)]
     return MethodResult(

@@ -22,9 +22,8 @@ from sweep.methods import (
     run_method,
 )
 from sweep.milp import ERROR
-from sweep.result import MethodResult, allocation
+from sweep.result import MethodResult, fleet_fields
 from sweep.scenario import Scenario
-from sweep.schema import ALLOCATION_KEYS
 from sweep.solve import Prepared, prepare
 
 
@@ -118,8 +117,6 @@ def plan(
 
 
 def _solution_row(sweep: str, task: Task, prep: Prepared | None, r: MethodResult, is_best: bool) -> dict:
-    f = r.fleet
-    path = list(r.path) if r.path else []
     return {
         "sweep": sweep,
         "task_id": task.task_id,
@@ -127,19 +124,14 @@ def _solution_row(sweep: str, task: Task, prep: Prepared | None, r: MethodResult
         "method": task.method,
         "budget": task.budget if task.budget is not None else r.budget,
         "status": r.status,
-        "cost_per_hour": f.cost_per_hour if f else None,
-        "throughput_tok_s": float(f.throughput_tok_s) if f else None,
-        "cost_per_token": f.cost_per_token if f else None,
-        "gpus": f.gpus if f else None,
-        "allocation": [{k: a.get(k) for k in ALLOCATION_KEYS}
-                       for a in allocation(prep.instance, f)] if (f and prep) else [],
+        **fleet_fields(prep.instance if prep else None, r.fleet),
         "solves": r.solves,
         "seconds": r.seconds,
         "solver": r.solver,
         "error": r.message or None,
         "is_best": is_best,
         "mip_gap": r.mip_gap,
-        "path": json.dumps(path) if path else None,
+        "path": json.dumps(list(r.path)) if r.path else None,
     }
 
 
@@ -159,10 +151,8 @@ def run_task(sweep: str, task: Task, prep: Prepared) -> TaskOutput:
     frontier: tuple[dict, ...] = ()
     if task.method == "pareto":
         frontier = tuple(
-            {"sweep": sweep, "scenario_id": task.scenario_id, "rank": i, "cost_per_hour": f.cost_per_hour,
-             "throughput_tok_s": float(f.throughput_tok_s), "cost_per_token": f.cost_per_token,
-             "allocation": [{k: a.get(k) for k in ALLOCATION_KEYS}
-                            for a in allocation(prep.instance, f)]}
+            {"sweep": sweep, "scenario_id": task.scenario_id, "rank": i,
+             **{k: v for k, v in fleet_fields(prep.instance, f).items() if k != "gpus"}}
             for i, f in enumerate(reversed(r.frontier))
         )
     return TaskOutput(task.task_id, task.scenario_id, _solution_row(sweep, task, prep, r, r.fleet is not None),

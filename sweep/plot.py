@@ -232,18 +232,12 @@ def _axes(ax: Any, xs: list[float], ys: list[float], log: bool) -> None:
         axis.set_major_formatter(FuncFormatter(fmt))
         # on a log axis also label the 2s and 5s: one label per decade is too few to read values off
         axis.set_minor_formatter(FuncFormatter(lambda v, _p, f=fmt: f(v) if log and _leading(v) in (2, 5) else ""))
-    if xs:
-        pos = [v for v in xs if v > 0]
-        if ax.get_xscale() == "log" and pos:
-            ax.set_xlim(min(pos) / 1.4, max(pos) * 1.4)
-        elif pos:
-            ax.set_xlim(0, max(pos) * 1.08)
-    if ys:
-        pos = [v for v in ys if v > 0]
-        if ax.get_yscale() == "log" and pos:
-            ax.set_ylim(min(pos) / 1.4, max(pos) * 1.6)
-        elif pos:
-            ax.set_ylim(0, max(pos) * 1.12)
+    # head-room above the data (more on y, for the legend-free corner and annotations)
+    for values, scale, set_lim, log_top, lin_top in ((xs, ax.get_xscale(), ax.set_xlim, 1.4, 1.08),
+                                                      (ys, ax.get_yscale(), ax.set_ylim, 1.6, 1.12)):
+        pos = [v for v in values or () if v > 0]
+        if pos:
+            set_lim(*((min(pos) / 1.4, max(pos) * log_top) if scale == "log" else (0, max(pos) * lin_top)))
     ax.grid(True, which="major", color="#dddddd", lw=0.8)
     ax.grid(True, which="minor", color="#f0f0f0", lw=0.5)
     ax.set_axisbelow(True)

@@ -16,6 +16,13 @@ def worst_status(statuses: list[str]) -> str:
     return max(statuses, key=_STATUS_RANK.__getitem__) if statuses else OPTIMAL
 
 
+def method_status(solve_statuses: list[str], fleet: Fleet | None) -> str:
+    """A method's status from its solves': the worst of them, where a solve that found no fleet at its
+    budget counts as optimal (a fact about that budget); a method left with no fleet is ``infeasible``."""
+    status = worst_status([OPTIMAL if s == INFEASIBLE else s for s in solve_statuses])
+    return INFEASIBLE if fleet is None and status == OPTIMAL else status
+
+
 def better(a: Fleet | None, b: Fleet | None) -> bool:
     """Is fleet a strictly better $/token than b (exact; ties go to the higher throughput)?"""
     if a is None or a.throughput_tok_s <= 0:
@@ -86,6 +93,15 @@ def allocation(inst: Instance, fleet: Fleet | None) -> list[dict]:
     return out
 
 
+def fleet_fields(inst: Instance | None, fleet: Fleet | None) -> dict:
+    """A fleet's result columns: cost_per_hour ($/h), throughput_tok_s, cost_per_token ($), gpus and
+    allocation — None (and no allocation) when there is no fleet."""
+    if fleet is None or inst is None:
+        return {"cost_per_hour": None, "throughput_tok_s": None, "cost_per_token": None, "gpus": None,
+                "allocation": []}
+    return {**point_dict(fleet), "gpus": fleet.gpus, "allocation": allocation(inst, fleet)}
+
+
 def point_dict(fleet: Fleet) -> dict:
     return {"cost_per_hour": fleet.cost_per_hour, "throughput_tok_s": fleet.throughput_tok_s,
             "cost_per_token": fleet.cost_per_token}
@@ -93,17 +109,12 @@ def point_dict(fleet: Fleet) -> dict:
 
 def to_row(inst: Instance, r: MethodResult, scenario_id: str = "") -> dict:
     """The SPEC §7 ``--json`` object of a method result."""
-    f = r.fleet
     row: dict = {
         "scenario_id": scenario_id,
         "method": r.method,
         "status": r.status,
         "budget": r.budget,
-        "cost_per_hour": f.cost_per_hour if f else None,
-        "throughput_tok_s": f.throughput_tok_s if f else None,
-        "cost_per_token": f.cost_per_token if f else None,
-        "gpus": f.gpus if f else None,
-        "allocation": allocation(inst, f),
+        **fleet_fields(inst, r.fleet),
         "solves": r.solves,
         "seconds": round(r.seconds, 6),
         "solver": r.solver,

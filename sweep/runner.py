@@ -13,12 +13,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
+import pyarrow as pa
+
 from sweep.backends import Backend, make_backend
 from sweep.job import Job, load_job
-from sweep.methods import EXACT_METHODS, MethodParams, enumeration_budgets
+from sweep.methods import EXACT_METHODS
 from sweep.plan import plan, tasks_for
 from sweep.progress import Progress, fmt_duration
-from sweep.store import Store, StoreError, redact
+from sweep.scenario import Scenario
+from sweep.store import Store, StoreError, redact, scenarios_table
 
 
 @dataclass
@@ -70,23 +73,40 @@ def versions() -> dict[str, str]:
     return out
 
 
-def count_tasks(job: Job, done: set[str] | frozenset[str] = frozenset()) -> tuple[int, int]:
-    """(scenarios, tasks) of a job; validates every scenario (raises InputError). With ``done``,
-    (scenarios, tasks among ``done``) instead: how many of the job's tasks an earlier run finished."""
-    n_sc = n_tasks = 0
-    seen = set()
-    for sc in job.scenarios():
-        if sc.scenario_id in seen:
-            continue
-        seen.add(sc.scenario_id)
-        n_sc += 1
-        if done:
-            n_tasks += sum(t.task_id in done for t in tasks_for(sc, job.methods))
-            continue
-        n_tasks += sum(m != "enumeration" for m in job.methods)
-        if "enumeration" in job.methods:
-            n_tasks += len(enumeration_budgets(MethodParams.from_params(sc.params)))
-    return n_sc, n_tasks
+@dataclass
+class Survey:
+    """What one pass over a job's scenarios learns before anything is written: every scenario is
+    validated (InputError otherwise), counted, and its scenarios.parquet row built."""
+
+    scenarios: int
+    tasks: int
+    ids: set[str]
+    table: pa.Table
+
+    def finished(self, done: set[str], methods: tuple[str, ...]) -> int:
+        """How many of this job's tasks are among ``done`` (task ids are ``<scenario_id>/<method>[@budget]``;
+        the folder may also hold rows of an earlier version of the job)."""
+        n = 0
+        for t in done:
+            sid, _, rest = t.partition("/")
+            n += sid in self.ids and rest.partition("@")[0] in methods
+        return n
+
+
+def survey(job: Job) -> Survey:
+    seen: set[str] = set()
+    n_tasks = 0
+
+    def unique() -> Iterator[Scenario]:
+        nonlocal n_tasks
+        for sc in job.scenarios():
+            if sc.scenario_id not in seen:
+                seen.add(sc.scenario_id)
+                n_tasks += len(tasks_for(sc, job.methods))
+                yield sc
+
+    table = scenarios_table(job.name, unique())
+    return Survey(len(seen), n_tasks, seen, table)
 
 
 def run_sweep(
@@ -108,12 +128,12 @@ def run_sweep(
     (an InputError) if the output location is busy, unwritable or full — also mid-run, after saving
     what it can; the dataset stays readable and resumable either way."""
     job = job if isinstance(job, Job) else load_job(job)
-    n_sc, n_tasks = count_tasks(job)  # validates everything before any file is touched
+    sv = survey(job)  # validates everything before any file is touched
     out = out or default_out(job)
     be = backend if isinstance(backend, Backend) else make_backend(backend, workers, address)
     with _sigterm_as_interrupt():
         try:
-            return _run(job, be, n_sc, n_tasks, out, fresh=fresh, retry_errors=retry_errors, progress=progress,
+            return _run(job, be, sv, out, fresh=fresh, retry_errors=retry_errors, progress=progress,
                         stream=stream or sys.stderr, rows_per_part=rows_per_part, flush_s=flush_s)
         finally:
             be.close()  # also when the store could not be opened (busy, unwritable)
@@ -142,8 +162,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if old is None else old)
 
 
-def _run(job: Job, be: Backend, n_sc: int, n_tasks: int, out: str, *, fresh: bool, retry_errors: bool,
+def _run(job: Job, be: Backend, sv: Survey, out: str, *, fresh: bool, retry_errors: bool,
          progress: bool, stream: TextIO, rows_per_part: int, flush_s: float) -> RunSummary:
+    n_sc, n_tasks = sv.scenarios, sv.tasks
     with Store(out, job.name, fresh=fresh, rows_per_part=rows_per_part, flush_s=flush_s) as store:
         summary = RunSummary(job.name, out, n_sc, n_tasks, 0)
         manifest = {"spec": job.spec, "versions": versions(), "backend": be.describe(), "status": "running",
@@ -152,10 +173,9 @@ def _run(job: Job, be: Backend, n_sc: int, n_tasks: int, out: str, *, fresh: boo
         failed = False
         try:
             done = set() if fresh else store.finished_task_ids(include_errors=not retry_errors)
-            # count only this job's tasks: the folder may hold rows of an earlier version of the job
-            skipped = count_tasks(job, done)[1] if done else 0
+            skipped = sv.finished(done, job.methods)
             summary.tasks_skipped = skipped
-            store.write_scenarios(job.scenarios())
+            store.write_scenarios(sv.table)
             store.write_manifest(manifest)
             if progress:
                 print(f"sweep {job.name}: {n_sc} scenarios × {', '.join(job.methods)} = {n_tasks} tasks "

@@ -21,7 +21,6 @@ ALLOCATION = pa.list_(pa.struct([
     ("offering", pa.string()), ("gpu", pa.string()), ("tp", pa.int32()), ("pp", pa.int32()),
     ("replicas", pa.int32()), ("nodes", pa.int32()), ("stages", STAGES),
 ]))
-ALLOCATION_KEYS = ("offering", "gpu", "tp", "pp", "replicas", "nodes", "stages")
 
 SOLUTIONS = pa.schema([
     ("sweep", pa.string()),

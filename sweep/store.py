@@ -291,22 +291,9 @@ class Store:
 
     # ------------------------------------------------------------------ writing
 
-    def write_scenarios(self, scenarios: Iterable[Scenario]) -> int:
-        """scenarios.parquet: these scenarios plus earlier runs' ones not among them. Returns the count."""
-        sch = schema.scenarios_schema({k: v.kind for k, v in SCHEMA.items()})
-        cols: dict[str, list[Any]] = {f.name: [] for f in sch}
-        seen: set[str] = set()
-        for sc in scenarios:
-            sid = sc.scenario_id
-            if sid in seen:
-                continue
-            seen.add(sid)
-            cols["sweep"].append(self.sweep)
-            cols["scenario_id"].append(sid)
-            cols["origin"].append(sc.origin)
-            for k in SCHEMA:
-                cols[schema.param_column(k)].append(schema.param_value(sc.params[k]))
-        new = pa.table(cols, schema=sch)
+    def write_scenarios(self, new: pa.Table) -> None:
+        """scenarios.parquet: these scenarios (a :func:`scenarios_table`) plus earlier runs' ones not among them."""
+        seen = set(new.column("scenario_id").to_pylist())
         dest = self.path("scenarios.parquet")
         if self._exists(dest):
             try:
@@ -318,7 +305,6 @@ class Store:
             except (pa.ArrowInvalid, KeyError, OSError):
                 pass  # an unreadable or older-schema file is replaced
         self._write_table(new, dest, "scenarios.parquet")
-        return len(seen)
 
     def add(self, outputs: Iterable[TaskOutput]) -> None:
         for o in outputs:
@@ -437,6 +423,19 @@ class Store:
         faults.point(f"compact-{table}")
         for f in files:  # only after every new part is in place
             self._try_delete(f)
+
+
+def scenarios_table(sweep: str, scenarios: Iterable[Scenario]) -> pa.Table:
+    """The scenarios.parquet rows: sweep, scenario_id, origin and every resolved parameter."""
+    sch = schema.scenarios_schema({k: v.kind for k, v in SCHEMA.items()})
+    cols: dict[str, list[Any]] = {f.name: [] for f in sch}
+    for sc in scenarios:
+        cols["sweep"].append(sweep)
+        cols["scenario_id"].append(sc.scenario_id)
+        cols["origin"].append(sc.origin)
+        for k in SCHEMA:
+            cols[schema.param_column(k)].append(schema.param_value(sc.params[k]))
+    return pa.table(cols, schema=sch)
 
 
 def _unlink_quietly(path: str) -> None:

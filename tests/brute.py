@@ -6,8 +6,8 @@ import itertools
 import random
 from fractions import Fraction
 
-from sweep.candidates import Candidate
-from sweep.milp import Instance, Slot
+from benchmarks.instances import small_instance
+from sweep.milp import Instance
 
 
 def fleets(inst: Instance):
@@ -69,25 +69,5 @@ def frontier(inst: Instance):
 
 
 def random_instance(rng: random.Random, solver: str = "highs", mixed: bool = False) -> Instance:
-    """2–3 offerings, 3–5 candidates, node bundling, availability, sometimes a floor/budget/GPU cap."""
-    n_slots = rng.randint(2, 3)
-    slots = []
-    for i in range(n_slots):
-        gpn = rng.choice([1, 2, 4, 8])
-        slots.append(Slot(f"o{i}", f"g{i}", gpn, rng.randint(5, 400) * 100 + rng.randint(0, 99), rng.randint(1, 3)))
-    cands = []
-    for _j in range(rng.randint(3, 5)):
-        s = rng.choice(slots)
-        tp = rng.choice([t for t in (1, 2, 4, 8) if t <= s.gpus_per_node])
-        pp = rng.choice([1, 2])
-        if tp * pp > s.gpus_per_node * s.max_nodes:
-            pp = 1
-        cands.append(Candidate(s.name, s.gpu, tp, pp, tp * pp, rng.randint(50, 5000), 1, 1.0, ((s.name, tp * pp),)))
-    if mixed and n_slots >= 2:
-        a, b = rng.sample(slots, 2)
-        cands.append(Candidate(a.name, a.gpu, 1, 2, 2, rng.randint(50, 5000), 1, 1.0, ((a.name, 1), (b.name, 1))))
-    total_cost = sum(s.price_units * s.max_nodes for s in slots)
-    budget = rng.choice([0, 0, rng.randint(total_cost // 4, total_cost)])
-    floor = rng.choice([0, 0, rng.randint(50, 3000)])
-    max_gpus = rng.choice([0, 0, rng.randint(2, 12)])
-    return Instance(tuple(slots), tuple(cands), budget, max_gpus, floor, solver, 60.0)
+    """A small random instance (benchmarks/instances.py makes them for the benchmarks too)."""
+    return small_instance(rng, solver, mixed)

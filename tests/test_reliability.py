@@ -164,6 +164,15 @@ def assert_same_as_reference(out: Path, ref: tuple[Path, list[dict], list[dict]]
     return len(ids)
 
 
+def rerun_completes(job: Path, out: Path, ref: tuple[Path, list[dict], list[dict]]) -> tuple[str, int]:
+    """Run the same `sweep run` again: it must exit 0 and leave a dataset equal to the reference.
+    Returns its stdout and the number of rows."""
+    again = subprocess.run(cli_cmd(job, out), env=env_with(), capture_output=True, text=True, timeout=WAIT_S,
+                           cwd=REPO)
+    assert again.returncode == 0, again.stderr
+    return again.stdout, assert_same_as_reference(out, ref)
+
+
 def error_lines(text: str) -> list[str]:
     return [ln for ln in text.splitlines() if ln.strip()]
 
@@ -213,10 +222,7 @@ def test_driver_killed_at_random_points_then_resumed(ref, tmp_path, figures):
             assert len(ids) > len(set(ids)), "killed mid-compaction: old and merged parts are both there"
         when = f"at {arg}" if kind == "point" else f"{kind}+{arg:.2f}s"
         landed.append(f"{when}: {before}->{len(set(ids))} rows")
-    final = subprocess.run(cli_cmd(job, out), env=env_with(), capture_output=True, text=True, timeout=WAIT_S,
-                           cwd=REPO)
-    assert final.returncode == 0, final.stderr
-    n = assert_same_as_reference(out, ref)
+    _, n = rerun_completes(job, out, ref)
     note(figures, f"driver-sigkill: {len(landed)} SIGKILLs of the driver's process group survived "
                   f"({'; '.join(landed)}); final run: {n}/{len(want)} rows equal to an uninterrupted run, "
                   f"0 duplicates, 0 rows lost, every part readable, no temporary file left")
@@ -379,11 +385,8 @@ def test_ctrl_c_stops_cleanly_and_resumes(ref, tmp_path, target, figures):
     assert int(m.group(1)) == len(set(ids)) and 0 < len(set(ids)) < N_TASKS
     assert not [r for r in rows(out) if r["status"] == "error"], "the interrupt became a task's result"
     assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
-    again = subprocess.run(cli_cmd(job, out), env=env_with(), capture_output=True, text=True, timeout=WAIT_S,
-                           cwd=REPO)
-    assert again.returncode == 0, again.stderr
-    assert f"({N_TASKS - len(set(ids))} run now, {len(set(ids))} already done)" in again.stdout
-    n = assert_same_as_reference(out, ref)
+    again_stdout, n = rerun_completes(job, out, ref)
+    assert f"({N_TASKS - len(set(ids))} run now, {len(set(ids))} already done)" in again_stdout
     note(figures, f"ctrl-c ({SIGNALS[target]}): "
           f"stopped in {stop_s:.1f}s, exit {code}, {m.group(1)}/{N_TASKS} tasks kept, 0 tracebacks, 0 processes "
           f"left; resumed to {n}/{N_TASKS} rows, 0 lost")
@@ -564,10 +567,7 @@ def test_disk_fills_mid_sweep_then_resume(ref, tmp_path, tmpfs, figures):
     saved = len(set(ids))
     assert 0 < saved < N_TASKS
     ballast.unlink()
-    again = subprocess.run(cli_cmd(job, out), env=env_with(), capture_output=True, text=True, timeout=WAIT_S,
-                           cwd=REPO)
-    assert again.returncode == 0, again.stderr
-    n = assert_same_as_reference(out, ref)
+    _, n = rerun_completes(job, out, ref)
     note(figures, f"disk-full mid-sweep (tmpfs filled at {saved}/{N_TASKS} rows): exit 2, one line "
                   f"({lines[0][len('error: ') + len(str(out)) + 2:][:70]}…), 0 processes left, no temporary "
                   f"file; after freeing space the re-run completed {n}/{N_TASKS} rows, 0 lost")
