@@ -24,9 +24,14 @@ class Case:
     params: MethodParams
 
 
+def _decimal(rng: random.Random, lo: float, hi: float) -> float:
+    """A measurement-like value with three decimals (tokens/s as profiles give them, e.g. 966.586)."""
+    return round(rng.uniform(lo, hi), 3)
+
+
 def small_instance(rng: random.Random, solver: str = "highs", mixed: bool | None = None) -> Instance:
     """2–3 offerings, 3–5 candidates, 1–3 nodes each (node bundling, availability), sometimes a demand
-    floor, a budget or a GPU cap; plus one mixed two-offering pipeline when ``mixed`` (None: in half of
+    floor, a budget or a GPU cap; decimal throughputs and prices (e.g. 966.586 tok/s, $3.4014/h); plus one mixed two-offering pipeline when ``mixed`` (None: in half of
     the instances, drawn from ``rng``). Also the instance maker of the exactness tests (tests/brute.py)."""
     n_slots = rng.randint(2, 3)
     slots = []
@@ -40,13 +45,13 @@ def small_instance(rng: random.Random, solver: str = "highs", mixed: bool | None
         pp = rng.choice([1, 2])
         if tp * pp > s.gpus_per_node * s.max_nodes:
             pp = 1
-        cands.append(Candidate(s.name, s.gpu, tp, pp, tp * pp, rng.randint(50, 5000), 1, 1.0, ((s.name, tp * pp),)))
+        cands.append(Candidate(s.name, s.gpu, tp, pp, tp * pp, _decimal(rng, 50, 5000), 1, 1.0, ((s.name, tp * pp),)))
     if rng.random() < 0.5 if mixed is None else mixed:
         a, b = rng.sample(slots, 2)
-        cands.append(Candidate(a.name, a.gpu, 1, 2, 2, rng.randint(50, 5000), 1, 1.0, ((a.name, 1), (b.name, 1))))
+        cands.append(Candidate(a.name, a.gpu, 1, 2, 2, _decimal(rng, 50, 5000), 1, 1.0, ((a.name, 1), (b.name, 1))))
     total_cost = sum(s.price_units * s.max_nodes for s in slots)
     budget = rng.choice([0, 0, rng.randint(total_cost // 4, total_cost)])
-    floor = rng.choice([0, 0, rng.randint(50, 3000)])
+    floor = rng.choice([0, 0, _decimal(rng, 50, 3000)])
     max_gpus = rng.choice([0, 0, rng.randint(2, 12)])
     return Instance(tuple(slots), tuple(cands), budget, max_gpus, floor, solver, 60.0)
 
@@ -73,16 +78,16 @@ def large_instance(rng: random.Random, solver: str = "highs") -> Instance:
             continue
         seen.add((s.name, tp, pp))
         g = tp * pp
-        thr = max(1, int(rng.randint(200, 1500) * speed[s.name] * g ** rng.uniform(0.7, 1.0)))
+        thr = max(1.0, round(rng.randint(200, 1500) * speed[s.name] * g ** rng.uniform(0.7, 1.0), 3))
         cands.append(Candidate(s.name, s.gpu, tp, pp, g, thr, 1, 1.0, ((s.name, g),)))
     for _ in range(rng.choice([0, 0, 1, 2])):
         a, b = rng.sample(slots, 2)
-        thr = max(1, int(rng.randint(200, 1500) * min(speed[a.name], speed[b.name]) * 2 ** 0.8))
+        thr = max(1.0, round(rng.randint(200, 1500) * min(speed[a.name], speed[b.name]) * 2 ** 0.8, 3))
         cands.append(Candidate(a.name, a.gpu, 1, 2, 2, thr, 1, 1.0, ((a.name, 1), (b.name, 1))))
     total_cost = sum(s.price_units * s.max_nodes for s in slots)
     budget = rng.choice([0, 0, rng.randint(total_cost // 5, total_cost)])
     best_single = max(c.throughput_tok_s for c in cands)
-    floor = rng.choice([0, 0, rng.randint(best_single // 2, 3 * best_single)])
+    floor = rng.choice([0, 0, _decimal(rng, best_single / 2, 3 * best_single)])
     max_gpus = rng.choice([0, 0, rng.randint(8, 48)])
     return Instance(tuple(slots), tuple(cands), budget, max_gpus, floor, solver, 60.0)
 

@@ -1,4 +1,4 @@
-"""The note's method 4, made exact for integers: Charnes–Cooper in one MILP.
+"""The note's method 4, made exact for integers: Charnes–Cooper in one MILP, then certified.
 
 min C/T over integer fleets. With the scaling variable y = T_lo/T ∈ [T_lo/T_hi, 1], the ratio becomes
 the linear ``min C·y`` subject to ``T·y = T_lo``. The products of integers and y are made linear
@@ -20,10 +20,9 @@ What keeps the MILP small and its relaxation tight (every step is exact, none cu
   budget, and T ≥ C_min/ρ₀ where C_min is the cheapest non-empty fleet and ρ₀ the $/token of the
   best single-replica fleet (no solve needed).
 
-A second solve applies the tie rule (the most throughput at the optimal $/token) on the full
-candidate set. Unlike Dinkelbach's integer subproblems, the ratio MILP compares fractions in floating
-point, so it is exact up to the solver's tolerances (two fleets' $/token can differ by less than
-1e-10 relative on large instances); the tests check it against brute force.
+The ratio MILP compares fractions in floating point, so its answer is then certified by Dinkelbach's
+subproblem (one solve when it is optimal; further steps if it is not, recorded in the path) and the
+tie rule (the most throughput at the optimal $/token) is applied on the full candidate set.
 """
 
 from __future__ import annotations
@@ -40,6 +39,7 @@ from sweep.milp import (
     effective_budget,
     fleet_of,
     run_solver,
+    scales,
     violations,
 )
 from sweep.result import MethodResult
@@ -70,7 +70,7 @@ def undominated(inst: Instance) -> list[int]:
 
 
 def _throughput_bound(inst: Instance, cands: list[int], n_ub: list[int], x_ub: dict[int, int],
-                      budget: int | None) -> int:
+                      budget: int | None) -> float:
     """An upper bound on any fleet's T: each node of offering o yields at most gpus_per_node × the best
     tokens/s per GPU of a candidate using o; the budget is then a fractional knapsack over nodes."""
     uses = inst.uses()
@@ -92,14 +92,14 @@ def _throughput_bound(inst: Instance, cands: list[int], n_ub: list[int], x_ub: d
     if inst.max_gpus:
         bound = min(bound, max(rate) * inst.max_gpus)
     direct = sum(inst.candidates[c].throughput_tok_s * x_ub[c] for c in cands)
-    return int(min(bound, direct) * (1 + 1e-12)) + 1
+    return min(bound, direct) * (1 + 1e-9) + 1e-9
 
 
 def charnes_cooper(inst: Instance) -> MethodResult:
     """One ratio MILP (Charnes–Cooper with binary expansion + Glover), then the tie-break solve."""
-    from sweep.methods import _single_replica_start, _Tally, _widest_at_ratio
+    from sweep.methods import Tally, dinkelbach_from, single_replica_start
 
-    tally = _Tally(inst.solver)
+    tally = Tally(inst.solver)
     if not inst.candidates:
         return tally.result("charnes_cooper", inst, None, message="no candidate can serve this model")
     budget = effective_budget(inst, None)
@@ -125,17 +125,18 @@ def charnes_cooper(inst: Instance) -> MethodResult:
 
     # bounds on the optimum's T give the interval of y
     thr = {c: inst.candidates[c].throughput_tok_s for c in cands}
-    t_lo = max(min(thr.values()), inst.min_throughput_tok_s, 1)
-    start = _single_replica_start(inst)
+    t_lo = max(min(thr.values()), inst.min_throughput_tok_s)
+    start = single_replica_start(inst)
     if start is not None:
         cheapest = min(sum(inst.slots[s].price_units * -(-g // inst.slots[s].gpus_per_node) for s, g in uses[c])
                        for c in cands)
-        # T* ≥ C*/ρ* ≥ C_min/ρ₀ (integers: ceil(C_min·T₀/C₀))
+        # T* ≥ C*/ρ* ≥ C_min/ρ₀
         if start.cost_units > 0:
-            t_lo = max(t_lo, -(-cheapest * start.throughput_tok_s // start.cost_units))
+            t_lo = max(t_lo, cheapest * start.throughput_tok_s / start.cost_units)
     t_hi = max(_throughput_bound(inst, cands, n_ub, x_ub, budget), t_lo)
     y_lo, y_hi = t_lo / t_hi, 1.0
 
+    t_scale, c_scale = scales(inst)  # coefficients of about 1 (see sweep.milp)
     prob = pulp.LpProblem("charnes_cooper", pulp.LpMinimize)
     y = pulp.LpVariable("y", y_lo, y_hi)
     xb = {c: [pulp.LpVariable(f"b{c}_{k}", cat="Binary") for k in range(_bits(x_ub[c]))] for c in cands}
@@ -173,21 +174,21 @@ def charnes_cooper(inst: Instance) -> MethodResult:
                 prob.addConstraint(lhs <= inst.slots[s].gpus_per_node * nv[s])
             elif any(so == s for c in cands for so, _ in uses[c]):
                 prob.addConstraint(lhs <= 0)
-        cost = pulp.lpSum(inst.slots[s].price_units * nv[s] for s in slots)
+        cost = pulp.lpSum((inst.slots[s].price_units / c_scale) * nv[s] for s in slots)
         if budget is not None:
-            prob.addConstraint(cost <= budget * scale)
+            prob.addConstraint(cost <= (budget + 0.5) / c_scale * scale)
         if inst.max_gpus:
             prob.addConstraint(pulp.lpSum(inst.candidates[c].gpus * v[c] for c in cands) <= inst.max_gpus * scale)
 
     rows(x, n, 1)
     rows(xy, ny, y)
-    T = pulp.lpSum(thr[c] * x[c] for c in cands)
+    T = pulp.lpSum((thr[c] / t_scale) * x[c] for c in cands)
     if inst.min_throughput_tok_s:
-        prob.addConstraint(inst.min_throughput_tok_s <= T)
+        prob.addConstraint(inst.min_throughput_tok_s / t_scale <= T)
     prob.addConstraint(pulp.lpSum(b for bits in xb.values() for b in bits) >= 1)  # no empty fleet
-    Ty = pulp.lpSum(thr[c] * xy[c] for c in cands)
-    Cy = pulp.lpSum(inst.slots[s].price_units * ny[s] for s in slots)
-    prob.addConstraint(Ty == t_lo)  # T·y = T_lo
+    Ty = pulp.lpSum((thr[c] / t_scale) * xy[c] for c in cands)
+    Cy = pulp.lpSum((inst.slots[s].price_units / c_scale) * ny[s] for s in slots)
+    prob.addConstraint(Ty == t_lo / t_scale)  # T·y = T_lo
     prob.setObjective(Cy)  # = C·T_lo/T
 
     rep = run_solver(prob, inst.solver, inst.time_limit_s)
@@ -203,8 +204,13 @@ def charnes_cooper(inst: Instance) -> MethodResult:
         message = "the ratio MILP returned no valid fleet (solver tolerances)"
     # with a feasible single replica in hand the ratio MILP has a solution: "infeasible" is a solver failure
     tally.add(Outcome(rep.status, fleet, rep.seconds, rep.mip_gap, rep.message), feasible=start is not None)
+    path: list[dict] = []
     if fleet is not None:
-        fleet = _widest_at_ratio(inst, fleet, tally)
+        # the ratio MILP compares fractions in floating point: certify its answer with Dinkelbach's
+        # subproblem (which continues the walk if it is not optimal), then apply the tie rule
+        path.append({"step": 0, "cost_per_hour": fleet.cost_per_hour, "throughput_tok_s": fleet.throughput_tok_s,
+                     "cost_per_token": fleet.cost_per_token, "from": "ratio MILP"})
+        fleet = dinkelbach_from(inst, fleet, tally, path)
     size = {"candidates": len(cands), "of": len(inst.candidates), "t_lo": t_lo, "t_hi": t_hi,
             "binaries": sum(len(b) for b in xb.values()) + sum(len(b) for b in nb.values())}
-    return tally.result("charnes_cooper", inst, fleet, message=message, path=(size,))
+    return tally.result("charnes_cooper", inst, fleet, message=message, path=(size, *path))

@@ -11,32 +11,31 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
-
-import pulp
 
 from sweep.catalog import units_to_dollars
 from sweep.milp import (
     ERROR,
     INFEASIBLE,
+    NO_CANDIDATE,
+    NO_FLEET,
     OPTIMAL,
     TIME_LIMIT,
+    BudgetSolver,
     Fleet,
     Instance,
     Outcome,
     budget_solve,
     build,
-    extract,
     fleet_of,
     optimise,
-    run_solver,
+    solve_built,
     violations,
 )
 from sweep.result import MethodResult, better, budget_units, method_status
 
 EXACT_METHODS = ("dinkelbach", "charnes_cooper", "pareto")
 BASELINE_METHODS = ("weighted", "iterative", "enumeration")
-ALL_METHODS = ("max_throughput", *BASELINE_METHODS, *EXACT_METHODS)
+ALL_METHODS = ("max_throughput", "min_cost", *BASELINE_METHODS, *EXACT_METHODS)
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class MethodParams:
         )
 
 
-class _Tally:
+class Tally:
     """Counts solves, time and statuses across the solves of one method run."""
 
     def __init__(self, solver_name: str = "") -> None:
@@ -90,6 +89,15 @@ class _Tally:
             self.gap = max(self.gap or 0.0, out.mip_gap)
         return out
 
+    @property
+    def all_optimal(self) -> bool:
+        return all(s == OPTIMAL for s in self.statuses)
+
+    def fail(self, message: str) -> None:
+        """Record a failure that is not one solve's status (a check that did not hold)."""
+        self.statuses.append(ERROR)
+        self.messages.append(message)
+
     def result(self, method: str, inst: Instance, fleet: Fleet | None, **kw) -> MethodResult:
         status = method_status(self.statuses, fleet)
         msg = kw.pop("message", "") or "; ".join(dict.fromkeys(self.messages))
@@ -111,7 +119,7 @@ def _cap(inst: Instance, units: int) -> int:
 
 def max_throughput(inst: Instance, _: MethodParams | None = None) -> MethodResult:
     """One budget solve at ``limits.budget``: the most tokens/s, then the least $/h among those."""
-    tally = _Tally(inst.solver)
+    tally = Tally(inst.solver)
     out = tally.add(budget_solve(inst))
     return tally.result("max_throughput", inst, out.fleet, budget=_dollars(inst.budget_units or None))
 
@@ -121,7 +129,7 @@ def max_throughput(inst: Instance, _: MethodParams | None = None) -> MethodResul
 
 def weighted(inst: Instance, mp: MethodParams) -> MethodResult:
     """The note's method 1: maximise T/T_ref − w·C/C_ref (T_ref = best T, C_ref its cost). Not exact."""
-    tally = _Tally(inst.solver)
+    tally = Tally(inst.solver)
     ref = tally.add(budget_solve(inst))
     if ref.fleet is None:
         return tally.result("weighted", inst, None, message=ref.message)
@@ -138,7 +146,7 @@ def iterative(inst: Instance, mp: MethodParams) -> MethodResult:
     ``max_iter`` steps; returns the best seen. If the first budget admits no fleet it grows ×1.4
     until one fits (each growth is a ``grow`` step of the path). Not exact.
     """
-    tally = _Tally(inst.solver)
+    tally = Tally(inst.solver)
     if not inst.candidates:
         return tally.result("iterative", inst, None, message="no candidate can serve this model")
     t_min = min(c.throughput_tok_s for c in inst.candidates)
@@ -187,7 +195,7 @@ def enumeration_budgets(mp: MethodParams) -> list[float]:
 
 def enumeration_point(inst: Instance, budget: float) -> MethodResult:
     """One budget solve of the enumeration (an independent task in a sweep)."""
-    tally = _Tally(inst.solver)
+    tally = Tally(inst.solver)
     out = tally.add(budget_solve(inst, _cap(inst, budget_units(budget))))
     return tally.result("enumeration", inst, out.fleet, budget=budget)
 
@@ -217,7 +225,7 @@ def enumeration(inst: Instance, mp: MethodParams) -> MethodResult:
 # --------------------------------------------------------------------------- exact methods
 
 
-def _single_replica_start(inst: Instance) -> Fleet | None:
+def single_replica_start(inst: Instance) -> Fleet | None:
     """The best one-replica fleet that meets every limit (no solve), or None."""
     best = None
     for c in range(len(inst.candidates)):
@@ -227,64 +235,71 @@ def _single_replica_start(inst: Instance) -> Fleet | None:
     return best
 
 
-def _widest_at_ratio(inst: Instance, fleet: Fleet, tally: _Tally) -> Fleet:
+def _step(k: int | str, f: Fleet, **extra) -> dict:
+    return {"step": k, "cost_per_hour": f.cost_per_hour, "throughput_tok_s": f.throughput_tok_s,
+            "cost_per_token": f.cost_per_token, **extra}
+
+
+def widest_at_ratio(inst: Instance, fleet: Fleet, tally: Tally) -> Fleet:
     """Among fleets with exactly fleet's $/token, the one with the most throughput (the tie rule).
 
-    With C_f/T_f = p/q in lowest terms, those fleets are C = p·k, T = q·k for a whole k ≥ 1: one
-    solve maximising T under those two rows. (The equivalent single row T_f·C ≤ C_f·T has products
-    of prices and throughputs as coefficients; CBC's preprocessing has declared such rows infeasible
-    although the fleet in hand satisfies them.)
+    fleet's ratio ρ = C_f/T_f is optimal, so every fleet has C/C_f − T/T_f ≥ 0 and the ties are where it
+    is 0: one solve maximising T under that row; the answer is kept only if its ratio is exactly ρ.
     """
-    g = math.gcd(fleet.throughput_tok_s, fleet.cost_units) or 1
-    p, q = fleet.cost_units // g, fleet.throughput_tok_s // g
-    m = build(inst, nonempty=True)
-    k = pulp.LpVariable("k", 1, None, cat="Integer")
-    m.prob += m.C - p * k == 0, "cost_multiple"
-    m.prob += m.T - q * k == 0, "throughput_multiple"
-    m.prob.setObjective(m.T)
-    rep = run_solver(m.prob, inst.solver, inst.time_limit_s)
-    tally.add(Outcome(rep.status, None, rep.seconds, rep.mip_gap, rep.message), feasible=True)
-    if not rep.has_solution:
+    if fleet.cost_units == 0:
         return fleet
-    wide = extract(inst, m)
-    return wide if not violations(inst, wide) and better(wide, fleet) else fleet
+    m = build(inst, nonempty=True)
+    t_f, c_f = float(fleet.throughput_exact), float(fleet.cost_units)
+    m.prob += (m.c_scale / c_f) * m.C - (m.t_scale / t_f) * m.T <= 0, "same_ratio"
+    m.prob.setObjective(m.T)
+    out = tally.add(solve_built(inst, m), feasible=True)
+    wide = out.fleet
+    if wide is None or wide.ratio != fleet.ratio or not better(wide, fleet):
+        return fleet
+    return wide
+
+
+def dinkelbach_from(inst: Instance, cur: Fleet, tally: Tally, path: list[dict]) -> Fleet:
+    """Dinkelbach's iterations from a feasible fleet, then the tie rule.
+
+    From (C_k, T_k), solve min C/C_k − T/T_k over non-empty fleets (0 at the current fleet; scaled so
+    that its coefficients are about 1). A fleet with an exactly lower ratio continues the walk; when
+    none is found, the subproblem's optimum (≥ 0 up to the solver's tolerances) certifies C_k/T_k:
+    its value is recorded in the path as ``certificate``."""
+    for k in range(len(path), 1000):
+        if cur.cost_units == 0:
+            break  # a free fleet: nothing is cheaper per token
+        m = build(inst, nonempty=True)
+        t_k, c_k = float(cur.throughput_exact), float(cur.cost_units)
+        m.prob.setObjective(-((m.c_scale / c_k) * m.C - (m.t_scale / t_k) * m.T))
+        out = tally.add(solve_built(inst, m), feasible=True)
+        f = out.fleet
+        if f is None or f.empty or not better(f, cur) or f.ratio == cur.ratio:
+            if out.status == OPTIMAL and f is not None:
+                value = f.cost_units / c_k - float(f.throughput_exact) / t_k
+                path.append({"step": "certificate", "min_subproblem": value})
+            break
+        cur = f
+        path.append(_step(k, f))
+        if out.status != OPTIMAL:
+            return cur
+    return widest_at_ratio(inst, cur, tally) if tally.all_optimal else cur
 
 
 def dinkelbach(inst: Instance, _: MethodParams | None = None) -> MethodResult:
-    """Dinkelbach's parametric method on min C/T, in exact integer arithmetic.
+    """Dinkelbach's parametric method on min C/T, every step checked in exact arithmetic.
 
-    From a feasible fleet (C_k, T_k), solve max C_k·T − T_k·C over non-empty fleets (the weights
-    divided by their gcd: the objective is a whole number, so a zero optimum is exact); a positive
-    optimum is a strictly better ratio (continue from it), zero proves C_k/T_k optimal. The start is
-    the best single-replica fleet (no solve), else one budget solve. A final solve applies the tie
-    rule (the most throughput at the optimal ratio).
-    """
-    tally = _Tally(inst.solver)
-    path: list[dict] = []
-    cur = _single_replica_start(inst)
+    The start is the best single-replica fleet (no solve), else one budget solve; a final solve applies
+    the tie rule (the most throughput at the optimal ratio)."""
+    tally = Tally(inst.solver)
+    cur = single_replica_start(inst)
     if cur is None:
         first = tally.add(budget_solve(inst))
         cur = first.fleet
         if cur is None:
             return tally.result("dinkelbach", inst, None, message=first.message)
-    path.append({"step": 0, "cost_per_hour": cur.cost_per_hour, "throughput_tok_s": cur.throughput_tok_s,
-                 "cost_per_token": cur.cost_per_token})
-    proven = False
-    for k in range(1, 1000):
-        g = math.gcd(cur.cost_units, cur.throughput_tok_s) or 1
-        out = tally.add(optimise(inst, cur.cost_units // g, cur.throughput_tok_s // g, nonempty=True), feasible=True)
-        f = out.fleet
-        if f is None or f.empty or violations(inst, f) or not better(f, cur) or \
-                f.cost_units * cur.throughput_tok_s == cur.cost_units * f.throughput_tok_s:
-            proven = out.status == OPTIMAL
-            break
-        cur = f
-        path.append({"step": k, "cost_per_hour": f.cost_per_hour, "throughput_tok_s": f.throughput_tok_s,
-                     "cost_per_token": f.cost_per_token})
-        if out.status != OPTIMAL:
-            break
-    if proven:
-        cur = _widest_at_ratio(inst, cur, tally)
+    path = [_step(0, cur)]
+    cur = dinkelbach_from(inst, cur, tally, path)
     return tally.result("dinkelbach", inst, cur, path=tuple(path))
 
 
@@ -292,14 +307,20 @@ def pareto(inst: Instance, _: MethodParams | None = None) -> MethodResult:
     """The complete cost–throughput frontier by ε-constraint: budget solve, then budget ← C − 1e-4 $/h.
 
     Each budget solve is lexicographic (max T, then min C), so every point is non-dominated; the
-    loop ends when no non-empty fleet fits. The min-$/token frontier point is the exact optimum.
+    loop ends when no non-empty fleet fits. The frontier must fall in both cost and throughput: a point
+    that does not is a numerical failure (``error``), never part of the answer. The min-$/token
+    frontier point is the exact optimum.
     """
-    tally = _Tally(inst.solver)
+    tally = Tally(inst.solver)
+    solver = BudgetSolver(inst)
     frontier: list[Fleet] = []
     budget: int | None = inst.budget_units or None
     while budget is None or budget >= 0:
-        out = tally.add(budget_solve(inst, budget))
+        out = tally.add(solver.solve(budget))
         if out.fleet is None or out.fleet.empty:
+            break
+        if frontier and out.fleet.throughput_exact >= frontier[-1].throughput_exact:
+            tally.fail(f"{inst.solver}: frontier not monotone at ${out.fleet.cost_per_hour:,.4f}/h")
             break
         frontier.append(out.fleet)
         if out.status != OPTIMAL:
@@ -309,7 +330,34 @@ def pareto(inst: Instance, _: MethodParams | None = None) -> MethodResult:
     for f in frontier:
         if better(f, best):
             best = f
-    return tally.result("pareto", inst, best, frontier=tuple(frontier))
+    return tally.result("pareto", inst, best, frontier=tuple(frontier),
+                        budget=_dollars(inst.budget_units or None))
+
+
+def min_cost(inst: Instance, _: MethodParams | None = None) -> MethodResult:
+    """The cheapest fleet that meets the demand (SPEC §5.1), ties to the higher throughput.
+
+    Min C subject to the demand, then a budget solve at that cost (the most throughput for it); both
+    checked in exact arithmetic."""
+    tally = Tally(inst.solver)
+    if inst.min_throughput_tok_s <= 0:
+        tally.fail("min_cost needs a demand (workload.min_throughput)")
+        return tally.result("min_cost", inst, None)
+    if not inst.candidates:
+        return tally.result("min_cost", inst, None, message=NO_CANDIDATE)
+    m = build(inst, nonempty=True)
+    m.prob.setObjective(-1 * m.C)
+    first = tally.add(solve_built(inst, m))
+    if first.fleet is None or first.status not in (OPTIMAL, TIME_LIMIT):
+        return tally.result("min_cost", inst, None, message=first.message or NO_FLEET)
+    cheapest = first.fleet
+    if first.status == OPTIMAL:
+        wide = tally.add(BudgetSolver(inst).solve(cheapest.cost_units), feasible=True)
+        if wide.fleet is not None and not violations(inst, wide.fleet) and (
+                wide.fleet.cost_units < cheapest.cost_units or (wide.fleet.cost_units == cheapest.cost_units
+                                                                and wide.fleet.throughput_exact > cheapest.throughput_exact)):
+            cheapest = wide.fleet
+    return tally.result("min_cost", inst, cheapest)
 
 
 def _charnes_cooper(inst: Instance, mp: MethodParams | None = None) -> MethodResult:
@@ -326,6 +374,7 @@ METHODS: dict[str, Callable[[Instance, MethodParams], MethodResult]] = {
     "dinkelbach": dinkelbach,
     "charnes_cooper": _charnes_cooper,
     "pareto": pareto,
+    "min_cost": min_cost,
 }
 
 
@@ -343,8 +392,9 @@ def gap_pct(fleet: Fleet | None, exact: Fleet | None) -> float | None:
     """How much worse a $/token is than the exact optimum, in percent."""
     if fleet is None or exact is None or not fleet.throughput_tok_s or not exact.throughput_tok_s:
         return None
-    r = Fraction(fleet.cost_units, fleet.throughput_tok_s) / Fraction(exact.cost_units, exact.throughput_tok_s)
-    return float((r - 1) * 100)
+    if fleet.ratio is None or exact.ratio is None:
+        return None
+    return float((fleet.ratio / exact.ratio - 1) * 100)
 
 
 __all__ = ["ALL_METHODS", "METHODS", "MethodParams", "MethodResult", "run_method"]

@@ -1,8 +1,10 @@
 """The throughput-max MILP of SPEC §5, built with PuLP and solved by HiGHS (in-process) or CBC.
 
-Data are exact integers: throughput in whole tokens/s, cost in 1e-4 $/h units. The solver only
-chooses replica counts; throughput, cost and the (minimal) node counts of a fleet are recomputed
-here from those integers, so a reported point is exact and never better than what was solved.
+Data are the user's own numbers: throughputs as given (never rounded), costs in whole 1e-4 $/h units.
+The solver works on a scaled copy and only chooses replica counts; throughput (in exact rational
+arithmetic), cost and the (minimal) node counts of a fleet are recomputed here from those counts, so
+a reported point is exact and never better than what was solved, and a fleet that breaks a limit by
+the solver's tolerance is caught.
 Statuses are read from each solver's own report and mapped to ``optimal / infeasible / time_limit
 / error``: a time-limited run that has an incumbent is ``time_limit``, never ``optimal``.
 """
@@ -14,7 +16,8 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from functools import cached_property
 
 import pulp
@@ -45,7 +48,7 @@ class Instance:
     candidates: tuple[Candidate, ...]
     budget_units: int = 0  # 0 = no budget
     max_gpus: int = 0  # 0 = no cap
-    min_throughput_tok_s: int = 0
+    min_throughput_tok_s: float = 0.0  # as given, never rounded
     solver: str = "highs"
     time_limit_s: float = 60.0
 
@@ -69,32 +72,6 @@ class Instance:
             out.append(ub)
         return out
 
-    @cached_property
-    def throughput_bound(self) -> int:
-        """An upper bound on any fleet's tokens/s: every GPU of each offering at the best tokens/s per
-        GPU of a candidate using it, capped by the GPU cap and by Σ throughput·replica bound."""
-        rate = [0.0] * len(self.slots)
-        for us, cand in zip(self._uses, self.candidates, strict=True):
-            for s, _ in us:
-                rate[s] = max(rate[s], cand.throughput_tok_s / cand.gpus)
-        bound = sum(r * s.max_nodes * s.gpus_per_node for r, s in zip(rate, self.slots, strict=True))
-        if self.max_gpus and rate:
-            bound = min(bound, max(rate) * self.max_gpus)
-        direct = sum(c.throughput_tok_s * b for c, b in zip(self.candidates, self._replica_bounds, strict=True))
-        return int(min(bound, direct)) + 1
-
-    @cached_property
-    def throughput_per_cost_unit(self) -> float:
-        """The most tokens/s one cost unit (1e-4 $/h) can buy: bounds T by budget (T ≤ this × C)."""
-        rate = [0.0] * len(self.slots)
-        for us, cand in zip(self._uses, self.candidates, strict=True):
-            for s, _ in us:
-                rate[s] = max(rate[s], cand.throughput_tok_s / cand.gpus)
-        free = any(r > 0 and s.price_units == 0 for r, s in zip(rate, self.slots, strict=True))
-        if free:
-            return float("inf")
-        return max((r * s.gpus_per_node / s.price_units for r, s in zip(rate, self.slots, strict=True)), default=0.0)
-
     def slot_index(self) -> dict[str, int]:
         return self._slot_index
 
@@ -113,24 +90,34 @@ class Instance:
 
 @dataclass(frozen=True)
 class Fleet:
-    """A deployment: replicas per candidate (index, count) and the fewest nodes that hold them."""
+    """A deployment: replicas per candidate (index, count) and the fewest nodes that hold them.
+
+    ``throughput_tok_s`` is the float sum as reported; ``throughput_exact`` is the same sum in exact
+    rational arithmetic over the candidates' own values, which every comparison uses (``ratio``)."""
 
     replicas: tuple[tuple[int, int], ...]
     nodes: tuple[tuple[int, int], ...]
-    throughput_tok_s: int
+    throughput_tok_s: float
     cost_units: int
     gpus: int
+    throughput_exact: Fraction = Fraction(0)
 
     @property
     def cost_per_hour(self) -> float:
         return self.cost_units / COST_UNITS_PER_DOLLAR
 
     @property
+    def ratio(self) -> Fraction | None:
+        """Exact cost units per (token/s); None for a fleet without throughput."""
+        if self.throughput_exact <= 0:
+            return None
+        return Fraction(self.cost_units) / self.throughput_exact
+
+    @property
     def cost_per_token(self) -> float | None:
         """$ per output token; None for the empty fleet."""
-        if self.throughput_tok_s <= 0:
-            return None
-        return self.cost_units / (COST_UNITS_PER_DOLLAR * 3600 * self.throughput_tok_s)
+        r = self.ratio
+        return None if r is None else float(r / (COST_UNITS_PER_DOLLAR * 3600))
 
     @property
     def empty(self) -> bool:
@@ -146,10 +133,10 @@ def fleet_of(inst: Instance, counts: Mapping[int, int]) -> Fleet:
         for s, g in uses[c]:
             gpus_used[s] += g * n
     nodes = tuple((s, -(-used // inst.slots[s].gpus_per_node)) for s, used in enumerate(gpus_used) if used)
-    thr = sum(inst.candidates[c].throughput_tok_s * n for c, n in reps)
+    exact = sum((Fraction(inst.candidates[c].throughput_tok_s) * n for c, n in reps), Fraction(0))
     cost = sum(inst.slots[s].price_units * n for s, n in nodes)
     gpus = sum(inst.candidates[c].gpus * n for c, n in reps)
-    return Fleet(reps, nodes, thr, cost, gpus)
+    return Fleet(reps, nodes, float(exact), cost, gpus, exact)
 
 
 def effective_budget(inst: Instance, budget_units: int | None) -> int | None:
@@ -170,7 +157,7 @@ def violations(inst: Instance, fleet: Fleet, budget_units: int | None = None) ->
         out.append(f"cost {fleet.cost_units} > budget {budget}")
     if inst.max_gpus and fleet.gpus > inst.max_gpus:
         out.append(f"gpus {fleet.gpus} > {inst.max_gpus}")
-    if fleet.throughput_tok_s < inst.min_throughput_tok_s:
+    if fleet.throughput_exact < Fraction(inst.min_throughput_tok_s):
         out.append(f"throughput {fleet.throughput_tok_s} < {inst.min_throughput_tok_s}")
     return out
 
@@ -200,7 +187,7 @@ def instance_of(sc: Scenario, table: CandidateTable) -> Instance:
         candidates=table.kept,
         budget_units=math.floor(budget * COST_UNITS_PER_DOLLAR + 1e-9) if budget else 0,
         max_gpus=sc["limits.max_gpus"],
-        min_throughput_tok_s=math.ceil(sc["workload.min_throughput"] - 1e-9),
+        min_throughput_tok_s=float(sc["workload.min_throughput"]),
         solver=sc["solver.name"],
         time_limit_s=sc["solver.time_limit_s"],
     )
@@ -232,15 +219,28 @@ def _silence_highs_banner() -> None:
     _highs_quiet = True
 
 
-def make_solver(name: str, time_limit_s: float) -> pulp.LpSolver:
-    """Exact settings: relative MIP gap 0, one thread (workers already use every core)."""
+# The models are scaled so that every coefficient is at most 1 (throughput ÷ the largest candidate's,
+# price ÷ the dearest node's): the solver's absolute tolerances are then tiny next to the data, and
+# every fleet it returns is re-checked here in exact arithmetic.
+FEASIBILITY_TOL = 1e-9
+MIP_ABS_GAP = 1e-10
+
+
+def make_solver(name: str, time_limit_s: float, presolve: bool = True) -> pulp.LpSolver:
+    """Exact settings: MIP gaps 0 (absolute: :data:`MIP_ABS_GAP` on scaled objectives), tight
+    feasibility tolerances, one thread (workers already use every core)."""
     if name == "highs":
         _silence_highs_banner()
-        return pulp.HiGHS(msg=False, gapRel=0.0, timeLimit=time_limit_s, threads=1)
+        extra = {} if presolve else {"presolve": "off"}
+        return pulp.HiGHS(msg=False, gapRel=0.0, gapAbs=MIP_ABS_GAP, timeLimit=time_limit_s, threads=1,
+                          primal_feasibility_tolerance=FEASIBILITY_TOL, mip_feasibility_tolerance=FEASIBILITY_TOL,
+                          **extra)
     if name == "cbc":
         # no ``threads``: CBC is serial by default, and ``-threads 1`` switches on its threaded
         # branch-and-bound, which stalls for 10 s in about one solve in 600 (measured, CBC 2.10.3)
-        return pulp.PULP_CBC_CMD(msg=False, gapRel=0.0, timeLimit=time_limit_s)
+        return pulp.PULP_CBC_CMD(msg=False, gapRel=0.0, gapAbs=MIP_ABS_GAP, timeLimit=time_limit_s,
+                                 options=[f"primalTolerance {FEASIBILITY_TOL}", f"integerTolerance {FEASIBILITY_TOL}",
+                                          *([] if presolve else ["presolve off"])])
     raise ValueError(f"unknown solver {name!r}")  # validated at load; reaching here is a bug
 
 
@@ -253,11 +253,11 @@ class SolveReport:
     message: str = ""
 
 
-def run_solver(prob: pulp.LpProblem, solver_name: str, time_limit_s: float) -> SolveReport:
+def run_solver(prob: pulp.LpProblem, solver_name: str, time_limit_s: float, presolve: bool = True) -> SolveReport:
     """Solve and map the solver's own status; never raises for solver trouble (returns ``error``)."""
     t0 = time.perf_counter()
     try:
-        prob.solve(make_solver(solver_name, time_limit_s))
+        prob.solve(make_solver(solver_name, time_limit_s, presolve))
     except Exception as e:  # a solver crash is a result, not a failure of the sweep
         return SolveReport(ERROR, False, None, time.perf_counter() - t0, f"{e.__class__.__name__}: {e}")
     seconds = time.perf_counter() - t0
@@ -303,48 +303,57 @@ def _cbc_report(prob: pulp.LpProblem, seconds: float) -> SolveReport:
 
 @dataclass
 class Built:
-    """A built PuLP model of an instance: replicas ``x``, nodes ``n``, and the T and C expressions."""
+    """A built PuLP model of an instance: replicas ``x``, nodes ``n``, and the scaled throughput and cost
+    expressions ``T`` (tokens/s ÷ ``t_scale``) and ``C`` (cost units ÷ ``c_scale``)."""
 
     prob: pulp.LpProblem
     x: list[pulp.LpVariable]
     n: list[pulp.LpVariable]
     T: pulp.LpAffineExpression
     C: pulp.LpAffineExpression
-    extra: dict = field(default_factory=dict)
+    t_scale: float
+    c_scale: float
+    presolve: bool = True
+
+
+def _node_bound(slot: Slot, budget: int | None) -> int:
+    return min(slot.max_nodes, budget // slot.price_units) if budget is not None and slot.price_units else slot.max_nodes
+
+
+def scales(inst: Instance) -> tuple[float, float]:
+    """(tokens/s, cost units) that scale the model's coefficients to at most 1."""
+    t_scale = max((c.throughput_tok_s for c in inst.candidates), default=1.0) or 1.0
+    c_scale = float(max((s.price_units for s in inst.slots), default=1) or 1)
+    return t_scale, c_scale
 
 
 def build(inst: Instance, *, budget_units: int | None = None, nonempty: bool = False,
-          t_floor: int = 0, sense: int = pulp.LpMaximize) -> Built:
-    """The SPEC §5 constraints (capacity per offering, availability, budget, demand floor, GPU cap)."""
+          t_floor: float = 0.0, sense: int = pulp.LpMaximize) -> Built:
+    """The SPEC §5 constraints (capacity per offering, availability, budget, demand floor, GPU cap).
+
+    The budget row allows half a cost unit of slack: costs are whole units, so this admits exactly the
+    fleets within budget, with a margin far above the solver's tolerance."""
     prob = pulp.LpProblem("fleet", sense)
     budget = effective_budget(inst, budget_units)
-    n = [
-        prob.add_variable(
-            f"n{i}", 0,
-            min(s.max_nodes, budget // s.price_units) if budget is not None and s.price_units else s.max_nodes,
-            cat="Integer",
-        )
-        for i, s in enumerate(inst.slots)
-    ]
+    t_scale, c_scale = scales(inst)
+    n = [prob.add_variable(f"n{i}", 0, _node_bound(s, budget), cat="Integer") for i, s in enumerate(inst.slots)]
     x = [prob.add_variable(f"x{c}", 0, inst.replica_bound(c), cat="Integer") for c in range(len(inst.candidates))]
-    T = pulp.lpSum(c.throughput_tok_s * x[i] for i, c in enumerate(inst.candidates))
-    C = pulp.lpSum(s.price_units * n[i] for i, s in enumerate(inst.slots))
+    T = pulp.lpSum((c.throughput_tok_s / t_scale) * x[i] for i, c in enumerate(inst.candidates))
+    C = pulp.lpSum((s.price_units / c_scale) * n[i] for i, s in enumerate(inst.slots))
     per_slot: list[list[tuple[int, int]]] = [[] for _ in inst.slots]
     for c, us in enumerate(inst.uses()):
         for s, g in us:
             per_slot[s].append((c, g))
     for s, slot in enumerate(inst.slots):
         prob += pulp.lpSum(g * x[c] for c, g in per_slot[s]) <= slot.gpus_per_node * n[s], f"cap{s}"
-    if budget is not None:
-        prob += budget >= C, "budget"
+    prob += ((budget if budget is not None else inst.max_cost_units()) + 0.5) / c_scale >= C, "budget"
     if inst.max_gpus:
         prob += pulp.lpSum(c.gpus * x[i] for i, c in enumerate(inst.candidates)) <= inst.max_gpus, "max_gpus"
     floor = max(t_floor, inst.min_throughput_tok_s)
-    if floor > 0:
-        prob += floor <= T, "demand"
+    prob += floor / t_scale <= T, "demand"
     if nonempty:
         prob += pulp.lpSum(x) >= 1, "nonempty"
-    return Built(prob, x, n, T, C)
+    return Built(prob, x, n, T, C, t_scale, c_scale)
 
 
 def extract(inst: Instance, m: Built) -> Fleet:
@@ -352,83 +361,122 @@ def extract(inst: Instance, m: Built) -> Fleet:
     return fleet_of(inst, counts)
 
 
-def optimise(inst: Instance, t_weight: float, c_weight: float, *, budget_units: int | None = None,
-             nonempty: bool = False, t_floor: int = 0) -> Outcome:
-    """Maximise ``t_weight·T − c_weight·C`` over the instance's fleets."""
-    if not inst.candidates:
-        return Outcome(INFEASIBLE, None, 0.0, message="no candidate can serve this model")
-    m = build(inst, budget_units=budget_units, nonempty=nonempty, t_floor=t_floor)
-    m.prob.setObjective(t_weight * m.T - c_weight * m.C)
-    rep = run_solver(m.prob, inst.solver, inst.time_limit_s)
+def solve_built(inst: Instance, m: Built, budget_units: int | None = None) -> Outcome:
+    """Solve a built model and check its fleet in exact arithmetic: a fleet that breaks a constraint
+    (by the solver's tolerance) is a numerical failure, reported as ``error``, never as an answer."""
+    rep = run_solver(m.prob, inst.solver, inst.time_limit_s, presolve=m.presolve)
     fleet = extract(inst, m) if rep.has_solution else None
+    if fleet is not None:
+        broken = violations(inst, fleet, budget_units)
+        if broken:
+            return Outcome(ERROR, None, rep.seconds, None,
+                           f"{inst.solver}: returned a fleet that breaks a limit ({broken[0]})")
     return Outcome(rep.status, fleet, rep.seconds, rep.mip_gap, rep.message)
 
 
-# Above this magnitude of (cost range + 1)·throughput, one weighted objective would ask the solver to
-# resolve differences of 1 in numbers too large for its tolerances: solve in two stages instead.
-LEXICOGRAPHIC_ONE_SOLVE_MAX = 1e11
+def optimise(inst: Instance, t_weight: float, c_weight: float, *, budget_units: int | None = None,
+             nonempty: bool = False, t_floor: float = 0.0) -> Outcome:
+    """Maximise ``t_weight·T − c_weight·C`` (T in tokens/s, C in cost units) over the instance's fleets."""
+    if not inst.candidates:
+        return Outcome(INFEASIBLE, None, 0.0, message=NO_CANDIDATE)
+    m = build(inst, budget_units=budget_units, nonempty=nonempty, t_floor=t_floor)
+    m.prob.setObjective((t_weight * m.t_scale) * m.T - (c_weight * m.c_scale) * m.C)
+    return solve_built(inst, m, budget_units)
+
+
+NO_CANDIDATE = "no candidate can serve this model"
+NO_FLEET = "no fleet fits the limits"
 
 
 class BudgetSolver:
-    """Repeated budget solves of one instance on one built model: only the budget row, the node
-    bounds it implies and the objective change between solves (pareto, iterative and enumeration
-    make many).
+    """Budget solves of one instance (SPEC §5): the most throughput within a budget, then the least cost
+    among the maximisers. One built model is reused across solves; only the budget row, the node bounds
+    it implies, one throughput row and the objective change (pareto, iterative and enumeration make many).
 
-    Lexicographic (max T, then least C among the maximisers). T and C are integers and C lies in
-    [0, cap], so maximising (cap + 1)·T − C is exact in one solve while the numbers stay small; past
-    :data:`LEXICOGRAPHIC_ONE_SOLVE_MAX` it is two solves: max T, then min C subject to T ≥ T*.
+    Two stages: max T; then min C subject to T ≥ T*. Both on a scaled model, and every answer is checked
+    against what is already known, in exact arithmetic: fleets found earlier (and every single-replica
+    fleet) are feasible at their cost, so an ``infeasible`` at a budget above one of them, or a T* below
+    one of theirs, is a numerical failure. It is recovered from by one solve on a freshly built model
+    with presolve off; if that fails too, the result is ``error`` with the best known fleet.
     """
 
     def __init__(self, inst: Instance):
         self.inst = inst
         self.ceiling = inst.max_cost_units()
-        self.m = build(inst, budget_units=self.ceiling)
-        self.budget_row = self.m.prob.get_constraint_by_name("budget")
-        self.m.prob += self.m.T >= 0, "lexfloor"
-        self.floor_row = self.m.prob.get_constraint_by_name("lexfloor")
+        self.m = build(inst, budget_units=self.ceiling) if inst.candidates else None
+        self.known: list[Fleet] = []
+        for c in range(len(inst.candidates)):
+            f = fleet_of(inst, {c: 1})
+            if not violations(inst, f, self.ceiling):
+                self.known.append(f)
+
+    def _best_known(self, cap: int) -> Fleet | None:
+        best = None
+        for f in self.known:
+            if f.cost_units <= cap and (best is None or f.throughput_exact > best.throughput_exact or (
+                    f.throughput_exact == best.throughput_exact and f.cost_units < best.cost_units)):
+                best = f
+        return best
+
+    def _set(self, m: Built, cap: int, t_min: float) -> None:
+        m.prob.constraints["budget"].constant = -(cap + 0.5) / m.c_scale
+        m.prob.constraints["demand"].constant = -max(t_min, self.inst.min_throughput_tok_s) / m.t_scale
+        for var, slot in zip(m.n, self.inst.slots, strict=True):
+            var.upBound = _node_bound(slot, cap)
+
+    def _stage1(self, m: Built, cap: int) -> Outcome:
+        self._set(m, cap, 0.0)
+        m.prob.setObjective(m.T)
+        return solve_built(self.inst, m, cap)
 
     def solve(self, budget_units: int | None = None) -> Outcome:
-        inst, m = self.inst, self.m
-        if not inst.candidates:
-            return Outcome(INFEASIBLE, None, 0.0, message="no candidate can serve this model", solves=0)
+        inst = self.inst
+        if self.m is None:
+            return Outcome(INFEASIBLE, None, 0.0, message=NO_CANDIDATE, solves=0)
         budget = effective_budget(inst, budget_units)
         cap = self.ceiling if budget is None else min(self.ceiling, budget)
-        self.budget_row.constant = -cap
-        self.floor_row.constant = 0
-        for var, slot in zip(m.n, inst.slots, strict=True):
-            var.upBound = min(slot.max_nodes, cap // slot.price_units) if slot.price_units else slot.max_nodes
-        t_hi = min(inst.throughput_bound, cap * inst.throughput_per_cost_unit + 1)
-        if (cap + 1) * t_hi <= LEXICOGRAPHIC_ONE_SOLVE_MAX:
-            m.prob.setObjective((cap + 1) * m.T - m.C)
-            rep = run_solver(m.prob, inst.solver, inst.time_limit_s)
-            solves = 1
-        else:
-            m.prob.setObjective(m.T)
-            rep = run_solver(m.prob, inst.solver, inst.time_limit_s)
-            solves = 1
-            if rep.status == OPTIMAL and rep.has_solution:
-                self.floor_row.constant = -extract(inst, m).throughput_tok_s
-                m.prob.setObjective(-1 * m.C)
-                second = run_solver(m.prob, inst.solver, inst.time_limit_s)
-                second.seconds += rep.seconds
-                rep, solves = second, 2
-        fleet = extract(inst, m) if rep.has_solution else None
-        if rep.status == OPTIMAL and fleet is not None and fleet.empty:
-            return Outcome(INFEASIBLE, None, rep.seconds, message="no fleet fits the limits", solves=solves)
-        return Outcome(rep.status, fleet, rep.seconds, rep.mip_gap, rep.message, solves=solves)
+        known = self._best_known(cap)
+        first = self._stage1(self.m, cap)
+        solves, seconds, m = 1, first.seconds, self.m
+        if _contradicts(first, known):
+            m = replace(build(inst, budget_units=cap), presolve=False)  # a fresh model, presolve off
+            retry = self._stage1(m, cap)
+            solves, seconds = solves + 1, seconds + retry.seconds
+            if _contradicts(retry, known):
+                return Outcome(ERROR, known, seconds, message=(
+                    f"{inst.solver}: reported {first.status} at budget {cap} although a fleet of "
+                    f"{known.throughput_tok_s:g} tok/s costs {known.cost_units}; best known fleet kept"), solves=solves)
+            first = retry
+        if first.status != OPTIMAL or first.fleet is None or first.fleet.empty:
+            if first.status == OPTIMAL:
+                return Outcome(INFEASIBLE, None, seconds, message=NO_FLEET, solves=solves)
+            return replace(first, seconds=seconds, solves=solves)
+        best = first.fleet
+        # stage 2: the least cost among the maximisers
+        self._set(m, best.cost_units - 1, float(best.throughput_exact))
+        m.prob.setObjective(-1 * m.C)
+        second = solve_built(inst, m, cap) if best.cost_units > 0 else first
+        if second is not first:
+            solves, seconds = solves + 1, seconds + second.seconds
+        f2 = second.fleet
+        if f2 is not None and not f2.empty and f2.throughput_exact >= best.throughput_exact \
+                and f2.cost_units < best.cost_units:
+            best = f2
+        # stage 2 may find nothing cheaper ("infeasible": best is already the cheapest maximiser)
+        self.known.append(best)
+        status = first.status if second.status in (OPTIMAL, INFEASIBLE) else second.status
+        msg = second.message if status != OPTIMAL else ""
+        return Outcome(status, best, seconds, first.mip_gap, msg, solves=solves)
 
 
-_last_budget_solver: BudgetSolver | None = None
+def _contradicts(out: Outcome, known: Fleet | None) -> bool:
+    """Does a stage-1 answer contradict a fleet known to fit (no fleet, or less throughput than it)?"""
+    if known is None or out.status not in (OPTIMAL, INFEASIBLE):
+        return False
+    return out.fleet is None or out.fleet.throughput_exact < known.throughput_exact
 
 
 def budget_solve(inst: Instance, budget_units: int | None = None) -> Outcome:
-    """Max throughput within the budget; among the maximisers the least cost (one lexicographic solve).
-
-    Exact: T and C are integers and every fleet's cost lies in [0, budget], so weighting T by
-    budget + 1 makes one more token/s worth more than any cost saving. Consecutive calls on the same
-    instance object reuse its built model.
-    """
-    global _last_budget_solver
-    if _last_budget_solver is None or _last_budget_solver.inst is not inst:
-        _last_budget_solver = BudgetSolver(inst)
-    return _last_budget_solver.solve(budget_units)
+    """Max throughput within the budget; among the maximisers the least cost (see :class:`BudgetSolver`).
+    Stateless: builds its own model; a caller making many solves keeps one :class:`BudgetSolver`."""
+    return BudgetSolver(inst).solve(budget_units)

@@ -25,12 +25,13 @@ def method_status(solve_statuses: list[str], fleet: Fleet | None) -> str:
 
 def better(a: Fleet | None, b: Fleet | None) -> bool:
     """Is fleet a strictly better $/token than b (exact; ties go to the higher throughput)?"""
-    if a is None or a.throughput_tok_s <= 0:
+    ra = a.ratio if a is not None else None
+    if ra is None:
         return False
-    if b is None or b.throughput_tok_s <= 0:
+    rb = b.ratio if b is not None else None
+    if rb is None:
         return True
-    ra, rb = Fraction(a.cost_units, a.throughput_tok_s), Fraction(b.cost_units, b.throughput_tok_s)
-    return ra < rb or (ra == rb and a.throughput_tok_s > b.throughput_tok_s)
+    return ra < rb or (ra == rb and a.throughput_exact > b.throughput_exact)
 
 
 @dataclass(frozen=True)

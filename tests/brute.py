@@ -11,7 +11,7 @@ from sweep.milp import Instance
 
 
 def fleets(inst: Instance):
-    """Every non-empty replica vector within availability, with its exact (T, C, gpus) and feasibility.
+    """Every non-empty feasible replica vector with its exact (T, C): T a Fraction of the given floats.
 
     Written from the SPEC §5 formulas directly (not through sweep.milp.fleet_of)."""
     slots = {s.name: s for s in inst.slots}
@@ -28,12 +28,12 @@ def fleets(inst: Instance):
         nodes = {o: -(-u // slots[o].gpus_per_node) for o, u in used.items()}
         if any(nodes[o] > slots[o].max_nodes for o in slots):
             continue
-        T = sum(c.throughput_tok_s * k for c, k in zip(inst.candidates, counts, strict=False))
+        T = sum((Fraction(c.throughput_tok_s) * k for c, k in zip(inst.candidates, counts, strict=False)), Fraction(0))
         C = sum(slots[o].price_units * nodes[o] for o in slots)
         G = sum(c.gpus * k for c, k in zip(inst.candidates, counts, strict=False))
         if inst.max_gpus and inst.max_gpus < G:
             continue
-        if inst.min_throughput_tok_s > T:
+        if Fraction(inst.min_throughput_tok_s) > T:
             continue
         yield counts, T, C
 
@@ -55,7 +55,7 @@ def min_ratio(inst: Instance):
     for _, T, C in fleets(inst):
         if inst.budget_units and inst.budget_units < C:
             continue
-        key = (Fraction(C, T), -T)
+        key = (Fraction(C) / T, -T)
         if best is None or key < best[0]:
             best = (key, (T, C))
     return best[1] if best else None
@@ -71,3 +71,14 @@ def frontier(inst: Instance):
 def random_instance(rng: random.Random, solver: str = "highs", mixed: bool = False) -> Instance:
     """A small random instance (benchmarks/instances.py makes them for the benchmarks too)."""
     return small_instance(rng, solver, mixed)
+
+
+def min_cost(inst: Instance):
+    """(T, C) of the cheapest fleet meeting the demand, ties to the higher T; None if no fleet."""
+    best = None
+    for _, T, C in fleets(inst):
+        if inst.budget_units and inst.budget_units < C:
+            continue
+        if best is None or C < best[1] or (C == best[1] and T > best[0]):
+            best = (T, C)
+    return best

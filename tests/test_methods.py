@@ -17,7 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from brute import best_at_budget, fleets, frontier, min_ratio, random_instance
+from brute import best_at_budget, fleets, frontier, min_cost, min_ratio, random_instance
 
 from sweep.candidates import Candidate
 from sweep.charnes_cooper import charnes_cooper
@@ -51,13 +51,14 @@ def instance(i: int, solver: str) -> Instance:
     return random_instance(rng, solver, mixed=rng.random() < 0.35)
 
 
-def point(f: Fleet | None) -> tuple[int, int] | None:
-    return None if f is None else (f.throughput_tok_s, f.cost_units)
+def point(f: Fleet | None) -> tuple[Fraction, int] | None:
+    """A fleet's exact (throughput, cost units)."""
+    return None if f is None else (f.throughput_exact, f.cost_units)
 
 
-def cpt(tc: tuple[int, int]) -> float:
+def cpt(tc: tuple[Fraction, int]) -> float:
     t, c = tc
-    return c / (10_000 * 3600 * t)
+    return float(Fraction(c) / (10_000 * 3600 * t))
 
 
 # --------------------------------------------------------------------------- exact methods
@@ -78,7 +79,31 @@ def test_exact_methods_equal_brute_force(solver: str, i: int) -> None:
         assert not violations(inst, r.fleet)
         assert r.solves >= 1
     # pareto: the whole frontier, not just its best point
-    assert [(f.cost_units, f.throughput_tok_s) for f in results["pareto"].frontier] == frontier(inst)
+    assert [(f.cost_units, f.throughput_exact) for f in results["pareto"].frontier] == frontier(inst)
+    # the cheapest fleet for the demand, and the budget solve at the instance's budget
+    cheapest = min_cost(inst if inst.min_throughput_tok_s else replace(inst, min_throughput_tok_s=1.5))
+    r = METHODS["min_cost"](inst if inst.min_throughput_tok_s else replace(inst, min_throughput_tok_s=1.5),
+                            MethodParams())
+    assert (r.status, point(r.fleet)) == (("optimal", cheapest) if cheapest else ("infeasible", None))
+    r = max_throughput(inst)
+    want_b = best_at_budget(inst, inst.budget_units or None)
+    assert (r.status, point(r.fleet)) == (("optimal", want_b) if want_b else ("infeasible", None))
+
+
+def test_decimals_are_solved_as_given() -> None:
+    """966.586 tok/s is that number: rounded down to whole tokens/s, two A replicas (1932) would serve
+    less than one B (1933); as given they serve more (1933.172 > 1933.1715), so $2/h buys the two A's."""
+    slots = (Slot("a", "A", 1, 10_000, 2), Slot("b", "B", 1, 19_999, 1))
+    cands = (Candidate("a", "A", 1, 1, 1, 966.586, 1, 1.0, (("a", 1),)),
+             Candidate("b", "B", 1, 1, 1, 1933.1715, 1, 1.0, (("b", 1),)))
+    for solver in SOLVERS:
+        inst = Instance(slots, cands, 0, 0, 0, solver, 60.0)
+        want = min_ratio(inst)  # B: $1.9999/h for 1933.1715 tok/s, a lower $/token than A's
+        assert want == (Fraction(1933.1715), 19_999)
+        for name, fn in EXACT.items():
+            assert point(fn(inst).fleet) == want, (solver, name)
+        budget = replace(inst, budget_units=20_000)
+        assert point(max_throughput(budget).fleet) == (2 * Fraction(966.586), 20_000) == best_at_budget(budget, 20_000)
 
 
 def test_random_instances_cover_the_model() -> None:
@@ -150,11 +175,11 @@ def test_enumeration_is_the_best_of_its_own_budget_points(solver: str, i: int) -
     if not found:
         assert r.fleet is None and r.status == "infeasible"
         return
-    best = min(found, key=lambda f: (Fraction(f.cost_units, f.throughput_tok_s), -f.throughput_tok_s))
+    best = min(found, key=lambda f: (f.ratio, -f.throughput_tok_s))
     assert point(r.fleet) == point(best)
     assert r.budget in [p.budget for p in r.points if p.fleet is not None and point(p.fleet) == point(best)]
     exact = min_ratio(inst)
-    assert Fraction(r.fleet.cost_units, r.fleet.throughput_tok_s) >= Fraction(exact[1], exact[0])
+    assert r.fleet.ratio >= Fraction(exact[1]) / exact[0]
 
 
 @pytest.mark.parametrize("solver,i", [(s, i) for s in SOLVERS for i in range(N_BASELINE[s])])
@@ -169,7 +194,7 @@ def test_baselines_return_fleets_and_never_beat_the_optimum(solver: str, i: int)
             continue
         assert r.status == "optimal", (r.method, r.status)
         assert r.fleet is not None and not r.fleet.empty and not violations(inst, r.fleet), r.method
-        assert Fraction(r.fleet.cost_units, r.fleet.throughput_tok_s) >= Fraction(exact[1], exact[0]), r.method
+        assert r.fleet.ratio >= Fraction(exact[1]) / exact[0], r.method
     if exact is not None:
         assert point(max_throughput(inst).fleet) == best_at_budget(inst, inst.budget_units or None)
 
@@ -215,7 +240,7 @@ def test_iterative_stops_when_the_target_is_reached() -> None:
     inst = instance(3, "highs")
     r = iterative(inst, MethodParams(target_cpt=1.0))  # $1 per token: the first fleet meets it
     assert [p["step"] for p in r.path] == [1, "stop"]
-    assert r.path[-1]["reason"] == "target reached" and r.solves == 1
+    assert r.path[-1]["reason"] == "target reached" and r.solves <= 2  # one budget solve (max T, then min C)
 
 
 # --------------------------------------------------------------------------- the note's proof is wrong
