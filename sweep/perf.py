@@ -1,37 +1,125 @@
-"""The roofline performance model (SPEC §4): per-replica decode throughput of one (GPU, TP, PP) layout.
+"""The roofline performance model (SPEC §4): per-replica throughput of one (GPU, TP, PP) layout.
 
 Everything is per *replica* (all ``tp·pp`` GPUs of one model copy) and in output tokens/s.
-The calibration knobs are the ``perf.*`` efficiencies of :data:`sweep.scenario.SCHEMA`; their defaults
-are fitted to ``shared/data/published-throughput.csv`` (see ``tests/test_perf_calibration.py``).
+
+The model, per pipeline stage of ``tp`` GPUs holding ``layers`` of the model:
+
+- **memory** (:func:`stage_memory`): weights per GPU (``params · bytes · layers/L / tp``); a layout is dropped
+  only when the weights and ``overhead_gb`` of runtime do not fit the GPU. The KV cache may use
+  ``mem_fraction`` of what is left (TensorRT-LLM's ``kv_cache_free_gpu_mem_fraction``; vLLM's
+  ``gpu_memory_utilization`` leaves about the same), so a 70B fp8 model does run on one 80 GB GPU;
+- **decode step** (:func:`stage_step_s`): the larger of the memory time (weights read once per step —
+  for a mixture of experts only the experts the batch touches — plus each sequence's KV cache, which
+  grows with the context) at the family's *sustained* bandwidth, and the compute time (weight GEMMs
+  of the active parameters plus attention FLOPs that grow with the context) at the family's sustained
+  FLOPS; times ``1 + tp_loss·log2(tp)`` (smaller GEMMs and synchronisation as TP grows); plus two
+  all-reduces per layer — ring over NVLink-class links, or over PCIe (a ``link_gbps`` under
+  :data:`PCIE_BELOW_GBPS`) at a lower effective bandwidth and a higher latency;
+- **prefill** (:func:`stage_prefill_s`): weight GEMMs and causal attention over the prompt at the
+  family's sustained FLOPS, plus the prompt's all-reduces, amortised over the output tokens;
+- **pipeline** (:func:`pipeline_estimate`): ``pp`` micro-batches in flight (fewer than ``pp`` leave
+  bubbles), the busiest stage sets the pace, plus stage-to-stage transfers.
+
+*Sustained* fractions of the datasheet peaks are per GPU family (:data:`FAMILIES`, from
+``sweep/data/perf_families.csv``): a few documented numbers per family, fitted to the published
+measurements in ``sweep/data/measurements.csv`` (``tests/test_perf_calibration.py`` prints the error
+per row and per family). The scenario's ``perf.bw_efficiency``, ``perf.compute_efficiency`` and
+``perf.prefill_efficiency`` scale them (1 = as calibrated); ``perf.calibration`` replaces them with a
+``sweep calibrate`` file's values.
 """
 
 from __future__ import annotations
 
+import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
 
 from sweep.catalog import Gpu, Model
 
 DTYPE_BYTES = {"bf16": None, "fp8": (1.0, 1.0), "int4": (0.5, 1.0)}  # (weight, kv); None = the model's own
 ACT_BYTES = 2.0  # activations exchanged by all-reduce and between stages stay 16-bit
+PCIE_BELOW_GBPS = 200.0  # a GPU link slower than this is PCIe (no NVLink / Infinity Fabric)
+NVLINK_AR_EFF = 0.40  # all-reduce bus bandwidth / link_gbps (total, both directions) on NVLink-class links
+PCIE_AR_EFF = 0.30  # the same over PCIe (through host bridges; NCCL reaches ~20 GB/s on Gen4 x16 = 64)
+PCIE_AR_US = 30.0  # fixed cost of one all-reduce over PCIe, µs
+MAX_LOAD_BATCH = 4096  # "max load": the engine's own batch cap is far above what memory allows
+TP_LOSS = 0.11  # fractional slowdown of a stage's step per doubling of TP (fitted with the families)
+SEQ_STEP_US = 12.0  # per sequence per decode step outside the GPU kernels (sampling, scheduling), µs (fitted)
+
+
+@dataclass(frozen=True)
+class Family:
+    """Sustained fractions of one GPU family's datasheet peaks (dimensionless) and its all-reduce latency.
+
+    ``bw_eff``: achieved fraction of peak memory bandwidth in decode; ``compute_eff``: achieved fraction
+    of dense peak tensor FLOPS (weight GEMMs, attention, prefill); ``allreduce_us``: fixed cost of one
+    all-reduce over the family's GPU link, µs.
+    """
+
+    name: str
+    bw_eff: float
+    compute_eff: float
+    allreduce_us: float
+
+
+def _families_path() -> Path:
+    return Path(str(resources.files("sweep") / "data" / "perf_families.csv"))
+
+
+@lru_cache(maxsize=1)
+def builtin_families() -> tuple[tuple[Family, tuple[str, ...]], ...]:
+    """(family, GPU-name prefixes) rows of ``sweep/data/perf_families.csv``, in file order."""
+    out = []
+    with _families_path().open(newline="") as f:
+        for r in csv.DictReader(line for line in f if not line.startswith("#")):
+            fam = Family(r["family"], float(r["bw_eff"]), float(r["compute_eff"]), float(r["allreduce_us"]))
+            out.append((fam, tuple(r["gpus"].split())))
+    return tuple(out)
+
+
+def family_of(gpu_name: str) -> str:
+    """The family a GPU belongs to: the longest matching name prefix in the families table, else 'default'."""
+    best, best_len = "default", -1
+    for fam, prefixes in builtin_families():
+        for p in prefixes:
+            if gpu_name.upper().startswith(p.upper()) and len(p) > best_len:
+                best, best_len = fam.name, len(p)
+    return best
+
+
+def _default_families() -> tuple[Family, ...]:
+    return tuple(f for f, _ in builtin_families())
 
 
 @dataclass(frozen=True)
 class Knobs:
-    """Calibration and engine settings (fractions of peak, GB, µs)."""
+    """Calibration and engine settings.
 
-    bw_efficiency: float = 0.80
-    compute_efficiency: float = 0.40
-    prefill_efficiency: float = 0.55
+    ``bw_efficiency``, ``compute_efficiency``, ``prefill_efficiency``: multipliers on every family's
+    sustained fractions (1 = as calibrated); ``mem_fraction``: share of the memory left after weights
+    and ``overhead_gb`` (GB per GPU) that the KV cache may use; ``allreduce_latency_us``: fixed cost of a
+    stage-to-stage hop, and of an all-reduce for a family without its own, µs; ``tp_loss``: fractional
+    slowdown of a stage's step per doubling of TP; ``families``: the per-family fractions in use.
+    """
+
+    bw_efficiency: float = 1.0
+    compute_efficiency: float = 1.0
+    prefill_efficiency: float = 1.0
     mem_fraction: float = 0.90
     overhead_gb: float = 1.5
     allreduce_latency_us: float = 8.0
     min_batch: int = 1
     max_batch: int = 256
+    tp_loss: float = TP_LOSS
+    seq_step_us: float = SEQ_STEP_US
+    families: tuple[Family, ...] = field(default_factory=_default_families)
 
     @classmethod
     def from_params(cls, params: dict) -> Knobs:
-        return cls(
+        knobs = cls(
             bw_efficiency=params["perf.bw_efficiency"],
             compute_efficiency=params["perf.compute_efficiency"],
             prefill_efficiency=params["perf.prefill_efficiency"],
@@ -41,6 +129,23 @@ class Knobs:
             min_batch=params["perf.min_batch"],
             max_batch=params["perf.max_batch"],
         )
+        path = params.get("perf.calibration", "")
+        if path:
+            from sweep.calibrate import apply_calibration_file  # a later module: it builds on this one
+
+            knobs = apply_calibration_file(knobs, Path(path))
+        return knobs
+
+    def family(self, gpu: Gpu) -> Family:
+        """The sustained fractions for this GPU (its family's, else the 'default' row's)."""
+        name = family_of(gpu.gpu)
+        by_name = {f.name: f for f in self.families}
+        return by_name.get(name) or by_name["default"]
+
+    def with_family(self, fam: Family) -> Knobs:
+        """These knobs with one family's fractions replaced (or added)."""
+        rest = tuple(f for f in self.families if f.name != fam.name)
+        return replace(self, families=(*rest, fam))
 
 
 @dataclass(frozen=True)
@@ -85,37 +190,72 @@ class StageShape:
 
 
 def stage_memory(model: Model, wl: Workload, stage: StageShape, knobs: Knobs) -> tuple[float, float, float]:
-    """(weight bytes per GPU, KV bytes per token per GPU, free bytes per GPU for KV) of one stage."""
+    """(weight bytes per GPU, KV bytes per token per GPU, bytes per GPU the KV cache may use) of one stage.
+
+    The last is negative when the weights and the runtime overhead do not fit the GPU.
+    """
     wb, kvb = dtype_bytes(model, wl.dtype)
     frac = stage.layers / model.layers
     weights = model.params_b * 1e9 * wb * frac / stage.tp
     kv_heads_per_gpu = math.ceil(model.kv_heads / stage.tp)  # fewer KV heads than TP ranks: replicated
     kv_token = 2 * stage.layers * kv_heads_per_gpu * model.head_dim * kvb
-    usable = stage.gpu.mem_gb * 1e9 * knobs.mem_fraction - knobs.overhead_gb * 1e9
-    return weights, kv_token, usable - weights
+    left = stage.gpu.mem_gb * 1e9 - knobs.overhead_gb * 1e9 - weights
+    return weights, kv_token, (knobs.mem_fraction * left if left > 0 else left)
+
+
+def _allreduce_s(gpu: Gpu, tp: int, fam: Family, knobs: Knobs, msg_bytes: float) -> float:
+    """Seconds of one ring all-reduce of ``msg_bytes`` over ``tp`` GPUs (0 for tp = 1)."""
+    if tp <= 1:
+        return 0.0
+    pcie = gpu.link_gbps < PCIE_BELOW_GBPS
+    bus_gbps = gpu.link_gbps * (PCIE_AR_EFF if pcie else NVLINK_AR_EFF)
+    lat_us = PCIE_AR_US if pcie else (fam.allreduce_us or knobs.allreduce_latency_us)
+    return lat_us * 1e-6 + 2 * (tp - 1) / tp * msg_bytes / (bus_gbps * 1e9)
+
+
+def _tp_factor(tp: int, knobs: Knobs) -> float:
+    return 1.0 + knobs.tp_loss * math.log2(tp)
+
+
+def _weights_read_fraction(model: Model, micro_batch: float) -> float:
+    """Share of a stage's weights one decode step reads: all for a dense model; for a mixture of
+    experts the shared part plus the experts the batch touches, each expert taken with probability
+    active/total per token (Mixtral: 2 of 8) — all of them at large batch."""
+    if model.active_params_b >= model.params_b:
+        return 1.0
+    a = model.active_params_b / model.params_b
+    return a + (1 - a) * (1 - (1 - a) ** micro_batch)
 
 
 def stage_step_s(model: Model, wl: Workload, stage: StageShape, knobs: Knobs, micro_batch: float) -> float:
-    """Seconds for one decode step of ``micro_batch`` sequences through one stage (roofline + all-reduce)."""
+    """Seconds for one decode step of ``micro_batch`` sequences through one stage (linear in its layers)."""
+    fam = knobs.family(stage.gpu)
     weights, kv_token, _ = stage_memory(model, wl, stage, knobs)
     frac = stage.layers / model.layers
     ctx_avg = wl.prompt_tokens + wl.output_tokens / 2
-    t_mem = (weights + micro_batch * kv_token * ctx_avg) / (stage.gpu.mem_bw_gbps * 1e9 * knobs.bw_efficiency)
-    flops = 2 * model.active_params_b * 1e9 * frac * micro_batch / stage.tp
-    t_cmp = flops / (peak_tflops(stage.gpu, wl.dtype) * 1e12 * knobs.compute_efficiency)
-    t_ar = 0.0
-    if stage.tp > 1:  # two all-reduces per layer, ring over the intra-node link
-        msg = micro_batch * model.hidden * ACT_BYTES
-        per = knobs.allreduce_latency_us * 1e-6 + 2 * (stage.tp - 1) / stage.tp * msg / (stage.gpu.link_gbps * 1e9)
-        t_ar = 2 * stage.layers * per
-    return max(t_mem, t_cmp) + t_ar
+    bw = stage.gpu.mem_bw_gbps * 1e9 * fam.bw_eff * knobs.bw_efficiency
+    t_mem = (weights * _weights_read_fraction(model, micro_batch)
+             + micro_batch * kv_token * ctx_avg) / bw
+    gemm = 2 * model.active_params_b * 1e9 * frac * micro_batch
+    attn = 4 * stage.layers * model.heads * model.head_dim * ctx_avg * micro_batch  # QKᵀ and AV
+    flops = peak_tflops(stage.gpu, wl.dtype) * 1e12 * fam.compute_eff * knobs.compute_efficiency
+    t_cmp = (gemm + attn) / stage.tp / flops
+    t_ar = 2 * stage.layers * _allreduce_s(stage.gpu, stage.tp, fam, knobs, micro_batch * model.hidden * ACT_BYTES)
+    return max(t_mem, t_cmp) * _tp_factor(stage.tp, knobs) + t_ar
 
 
 def stage_prefill_s(model: Model, wl: Workload, stage: StageShape, knobs: Knobs) -> float:
-    """Seconds one stage spends on the prefill of one request (compute bound)."""
+    """Seconds one stage spends on the prefill of one request: weight GEMMs plus causal attention
+    (compute bound), times the TP loss, plus the prompt's all-reduces."""
+    fam = knobs.family(stage.gpu)
     frac = stage.layers / model.layers
-    flops = 2 * model.active_params_b * 1e9 * frac * wl.prompt_tokens / stage.tp
-    return flops / (peak_tflops(stage.gpu, wl.dtype) * 1e12 * knobs.prefill_efficiency)
+    n = wl.prompt_tokens
+    gemm = 2 * model.active_params_b * 1e9 * frac * n
+    attn = 2 * stage.layers * model.heads * model.head_dim * n * n  # causal: half of 4·d·n² per layer
+    flops = (peak_tflops(stage.gpu, wl.dtype) * 1e12 * fam.compute_eff
+             * knobs.compute_efficiency * knobs.prefill_efficiency)
+    t_ar = 2 * stage.layers * _allreduce_s(stage.gpu, stage.tp, fam, knobs, n * model.hidden * ACT_BYTES)
+    return (gemm + attn) / stage.tp / flops * _tp_factor(stage.tp, knobs) + t_ar
 
 
 def pipeline_estimate(
@@ -129,8 +269,8 @@ def pipeline_estimate(
     """Throughput of a pipeline of stages (one stage = plain TP), with continuous batching.
 
     ``link_gbps[i]`` is the bandwidth between stage i and i+1 (GB/s). ``batch`` fixes the batch
-    (static-batch measurements); otherwise the largest batch that fits memory, ``max_batch`` and the
-    TPOT limit is used, since throughput grows with the batch.
+    (static-batch or fixed-concurrency measurements; capped by memory); otherwise the largest batch
+    that fits memory, ``max_batch`` and the TPOT limit is used, since throughput grows with the batch.
     Model: ``pp`` micro-batches are in flight; a token of one sequence takes one round through every
     stage and link; prefill work is amortised over the request's output tokens.
     """
@@ -140,10 +280,10 @@ def pipeline_estimate(
     for i, st in enumerate(stages):
         weights, kv_token, free = stage_memory(model, wl, st, knobs)
         if free <= 0:
-            usable = weights + free
+            usable = st.gpu.mem_gb - knobs.overhead_gb
             return Estimate(0, 0, 0, weights / 1e9, reason=(
                 f"weights need {weights / 1e9:.1f} GB per GPU{f' in stage {i + 1}' if pp > 1 else ''}, "
-                f"only {usable / 1e9:.1f} GB usable on {st.gpu.gpu}"))
+                f"only {usable:.1f} GB usable on {st.gpu.gpu}"))
         b_mem = min(b_mem, math.floor(free / (kv_token * ctx)))
     weights_gb = stage_memory(model, wl, stages[0], knobs)[0] / 1e9
     if b_mem < knobs.min_batch:
@@ -160,10 +300,10 @@ def pipeline_estimate(
             for st in stages
         )
         hop = sum(knobs.allreduce_latency_us * 1e-6 + m * model.hidden * ACT_BYTES / (bw * 1e9) for bw in links)
-        return busy + hop
+        return busy + hop + b * knobs.seq_step_us * 1e-6
 
     if batch is not None:
-        b = batch
+        b = int(min(batch, b_mem))
     else:
         b = int(min(b_mem, knobs.max_batch))
         slo = wl.tpot_slo_ms / 1e3
