@@ -20,6 +20,7 @@ import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 from sweep.catalog import Catalog
@@ -146,22 +147,22 @@ def read_vllm_json(path: Path, catalog: Catalog, problems: list[Problem], gpu: s
         for k in ("output_throughput", "completed", "total_input_tokens", "total_output_tokens"):
             if k not in data:
                 raise ValueError(f"missing '{k}' (not a benchmark_serving.py --save-result file?)")
+        given = {"gpu": gpu, "tp": tp, "pp": pp if pp is not None else data.get("pp", 1), "dtype": dtype}
+        for k in ("gpu", "tp", "dtype"):
+            if given[k] is None:
+                given[k] = data.get(k)
+            if given[k] in (None, ""):
+                raise ValueError(f"no {k}: give --{k} or save it in the file's metadata ({k}=...)")
         done = _int(data["completed"], "completed")
         name = model or _catalog_model(str(data.get("model_id", "")), catalog)
         conc = data.get("max_concurrency")
         m = Measurement(
-            model=name, gpu=str(gpu or data.get("gpu", "")),
-            tp=_int(tp if tp is not None else data.get("tp", data.get("tensor_parallel_size", "")), "tp"),
-            pp=_int(pp if pp is not None else data.get("pp", data.get("pipeline_parallel_size", 1)), "pp"),
-            dtype=str(dtype or data.get("dtype", "")).lower(),
+            model=name, gpu=str(given["gpu"]), tp=_int(given["tp"], "tp"), pp=_int(given["pp"], "pp"),
+            dtype=str(given["dtype"]).lower(),
             prompt_tokens=max(1, round(float(data["total_input_tokens"]) / done)),
             output_tokens=max(1, round(float(data["total_output_tokens"]) / done)),
             concurrency=None if conc in (None, "", "inf") else _int(conc, "max_concurrency"),
             output_tok_s=float(data["output_throughput"]), source=path.name, where=where)
-        if not m.gpu:
-            raise ValueError("no GPU: give --gpu or save it in the file's metadata (gpu=...)")
-        if not m.dtype:
-            raise ValueError("no dtype: give --dtype or save it in the file's metadata (dtype=...)")
         _check(m, catalog)
     except (ValueError, TypeError) as e:
         problems.append(Problem(where, str(e)))
@@ -357,3 +358,48 @@ def apply_calibration_file(knobs: Knobs, path: Path) -> Knobs:
     for fam in read_calibration(path):
         knobs = knobs.with_family(fam)
     return knobs
+
+
+# --------------------------------------------------------------------------------------------- error bands
+
+
+def shipped_measurements_path() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("sweep") / "data" / "measurements.csv"))
+
+
+@lru_cache(maxsize=1)
+def family_error_bands() -> dict[str, tuple[float, float, int]]:
+    """Per GPU family with published rows: (low, high, rows) of the built-in model's signed error in %
+    on ``sweep/data/measurements.csv`` — the 10th and 90th percentiles (min and max under 10 rows)."""
+    from sweep.catalog import load_builtin
+
+    catalog = load_builtin()
+    problems: list[Problem] = []
+    ms = read_measurements_csv(shipped_measurements_path(), catalog, problems)
+    by: dict[str, list[float]] = {}
+    for m, e in zip(ms, errors(ms, catalog, Knobs()), strict=True):
+        by.setdefault(family_of(m.gpu), []).append(100 * e)
+    out = {}
+    for fam, xs in by.items():
+        xs.sort()
+        if len(xs) >= 10:
+            q = statistics.quantiles(xs, n=10, method="inclusive")
+            out[fam] = (round(q[0], 1), round(q[-1], 1), len(xs))
+        else:
+            out[fam] = (round(xs[0], 1), round(xs[-1], 1), len(xs))
+    return out
+
+
+def error_band_pct(gpu: str) -> list[float] | None:
+    """The expected error band [low, high] in % of a layout on ``gpu`` (a mixed pipeline's 'A+B': the
+    union of its GPUs' bands), or None when a family has no published measurement."""
+    bands = family_error_bands()
+    lo, hi = math.inf, -math.inf
+    for name in gpu.split("+"):
+        band = bands.get(family_of(name))
+        if band is None:
+            return None
+        lo, hi = min(lo, band[0]), max(hi, band[1])
+    return [lo, hi]

@@ -21,6 +21,7 @@ COMMANDS = {
     "submit": "submit a sweep to a Ray cluster as a Ray Job",
     "query": "query a results dataset (filters, best rows, frontier, SQL)",
     "plot": "plot a scenario's cost-throughput frontier and method answers",
+    "calibrate": "fit the performance model's GPU-family knobs to measured throughput (a calibration file)",
 }
 
 

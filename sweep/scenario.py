@@ -120,12 +120,18 @@ SCHEMA: dict[str, Key] = {
     "perf.pp": Key("list[int]", [1, 2, 4], _positive_ints),
     "perf.min_batch": Key("int", 1, _positive, "smallest batch a replica must hold"),
     "perf.max_batch": Key("int", 256, _positive, "engine's largest batch (concurrent sequences)"),
-    "perf.bw_efficiency": Key("float", 0.80, _fraction, "achieved fraction of peak memory bandwidth"),
-    "perf.compute_efficiency": Key("float", 0.40, _fraction, "achieved fraction of peak FLOPS in decode"),
-    "perf.prefill_efficiency": Key("float", 0.55, _fraction, "achieved fraction of peak FLOPS in prefill"),
-    "perf.mem_fraction": Key("float", 0.90, _fraction, "fraction of GPU memory the engine may use"),
+    "perf.bw_efficiency": Key("float", 1.0, _fraction,
+                              "scale on the GPU family's sustained fraction of peak memory bandwidth (1 = as calibrated)"),
+    "perf.compute_efficiency": Key("float", 1.0, _fraction,
+                                   "scale on the GPU family's sustained fraction of peak FLOPS (1 = as calibrated)"),
+    "perf.prefill_efficiency": Key("float", 1.0, _fraction, "further scale on the sustained FLOPS in prefill"),
+    "perf.mem_fraction": Key("float", 0.90, _fraction,
+                             "share of the memory left after weights and overhead_gb that the KV cache may use"),
     "perf.overhead_gb": Key("float", 1.5, _non_negative, "per-GPU memory for activations/runtime, GB"),
-    "perf.allreduce_latency_us": Key("float", 8.0, _non_negative, "fixed cost of one all-reduce, µs"),
+    "perf.allreduce_latency_us": Key("float", 8.0, _non_negative,
+                                     "fixed cost of a stage-to-stage hop (and of an all-reduce where the GPU "
+                                     "family has none of its own), µs"),
+    "perf.calibration": Key("str", "", None, "TOML from `sweep calibrate`: per-GPU-family sustained fractions"),
     "perf.mixed": Key("bool", False, None, "also build mixed-GPU pipelines (SPEC §4.1)"),
     "perf.max_stages": Key("int", 4, _positive, "most stages of a mixed pipeline"),
     "perf.max_gpu_types": Key("int", 2, _positive, "most GPU types in one mixed pipeline"),
@@ -153,7 +159,7 @@ ALIASES = {
     "max_hourly_cost": "limits.budget",
     "time_limit_seconds": "solver.time_limit_s",
 }
-_FILE_KEYS = ("catalog.gpus", "catalog.offerings", "catalog.models", "perf.profile")
+_FILE_KEYS = ("catalog.gpus", "catalog.offerings", "catalog.models", "perf.profile", "perf.calibration")
 
 
 @dataclass(frozen=True)
@@ -477,9 +483,28 @@ def build_scenario(raw: Mapping[str, Any], base_dir: Path, origin: str) -> Scena
         ppath = resolve_path(params["perf.profile"], "profile", base_dir)
         digests["perf.profile"] = file_digest(ppath)
         profile = read_profile(ppath, catalog.offerings, problems, catalog.broken)
+    if params["perf.calibration"]:
+        _load_calibration(params, base_dir, digests, problems)
     problems.raise_if_any()
     assert model is not None  # guaranteed: a missing or unknown model is a problem raised above
     return Scenario(params, origin, catalog, model, offerings, profile, digests)
+
+
+def _load_calibration(params: dict[str, Any], base_dir: Path, digests: dict[str, str], problems: Problems) -> None:
+    """Check ``perf.calibration``, hash its content into the id, and keep its resolved path for the knobs."""
+    from sweep.calibrate import read_calibration  # a later module: it builds on the performance model
+
+    cpath = resolve_path(params["perf.calibration"], "calibration", base_dir)
+    if not cpath.is_file():
+        problems.add(str(cpath), "calibration file not found")
+        return
+    try:
+        read_calibration(cpath)
+    except InputError as e:
+        problems.extend(e)
+        return
+    digests["perf.calibration"] = file_digest(cpath)
+    params["perf.calibration"] = str(cpath)
 
 
 def _replace_max_nodes(o: Offering, n: int) -> Offering:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from sweep.calibrate import error_band_pct
 from sweep.candidates import build_candidates, candidate_rows
 from sweep.report import fmt_cpt, fmt_money, table
 from sweep.scenario import load_scenario
@@ -20,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
     sc = load_scenario(args.scenario)
     tab = build_candidates(sc)
     rows = candidate_rows(sc, tab)
+    for r in rows:  # the model's error on published rows of the layout's GPU family (None: unmeasured)
+        r["error_band_pct"] = error_band_pct(r["gpu"]) if r["kept"] and sc["perf.source"] == "roofline" else None
     if args.kept:
         rows = [r for r in rows if r["kept"]]
     if args.json:
@@ -31,11 +34,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{sc.model.model}: {len(tab.kept)} kept, {len(tab.dropped)} dropped; kept, cheapest $/token first")
     mixed = any("stages" in r for r in kept)  # mixed-GPU pipelines: one more column, layers per stage
     print(table(
-        ["offering", "gpu", "tp", "pp", "gpus", "tok/s", "batch", "tpot_ms", "$/h", "$/token"]
+        ["offering", "gpu", "tp", "pp", "gpus", "tok/s", "batch", "tpot_ms", "$/h", "$/token", "error band"]
         + (["stages"] if mixed else []),
         [[r["offering"], r["gpu"], r["tp"], r["pp"], r["gpus"], f"{r['throughput_tok_s']:,}", r["batch"],
           f"{r['tpot_ms']:.1f}", fmt_money(r["cost_per_hour"]), fmt_cpt(r["cost_per_token"])]
-         + ([_stages_text(r)] if mixed else []) for r in kept],
+         + [_band_text(r["error_band_pct"], sc["perf.source"])] + ([_stages_text(r)] if mixed else []) for r in kept],
     ))
     dropped = [r for r in rows if not r["kept"]]
     if dropped:
@@ -44,6 +47,13 @@ def run(args: argparse.Namespace) -> int:
         print(table(["offering", "gpu", "tp", "pp", "reason"],
                     [[r["offering"], r["gpu"], r["tp"], r["pp"], r["reason"]] for r in dropped], align="lllll"))
     return 0
+
+
+def _band_text(band: list[float] | None, source: str) -> str:
+    """``-12..+32%``: the roofline's error on published rows of this GPU family (README, "The performance model")."""
+    if source != "roofline":
+        return "-"
+    return "unmeasured" if band is None else f"{band[0]:+.0f}..{band[1]:+.0f}%"
 
 
 def _stages_text(row: dict) -> str:
