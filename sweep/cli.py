@@ -22,6 +22,8 @@ COMMANDS = {
     "query": "query a results dataset (filters, best rows, frontier, SQL)",
     "plot": "plot a scenario's cost-throughput frontier and method answers",
     "calibrate": "fit the performance model's GPU-family knobs to measured throughput (a calibration file)",
+    "export": "a chosen fleet as deployable files: SkyPilot task YAMLs or vLLM launch commands",
+    "report": "one self-contained HTML page of a results dataset (audit, best fleets, frontiers)",
 }
 
 

@@ -1,4 +1,5 @@
-"""``sweep catalog [gpus|offerings|models] [--file CSV] [--csv]``."""
+"""``sweep catalog [gpus|offerings|models] [--file CSV] [--csv]`` and
+``sweep catalog import skypilot VMS_CSV... [--region R] [--cloud C] [--as-of DATE] -o offerings.csv``."""
 
 from __future__ import annotations
 
@@ -11,12 +12,31 @@ from sweep.report import table
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", nargs="?", choices=["gpus", "offerings", "models"], default="offerings")
+    p.add_argument("kind", nargs="?", choices=["gpus", "offerings", "models", "import"], default="offerings",
+                   help="the catalog to print, or `import skypilot VMS_CSV...` to turn SkyPilot's catalog files "
+                        "(~/.sky/catalogs/<version>/<cloud>/vms.csv) into an offerings CSV")
+    p.add_argument("files", nargs="*", metavar="skypilot VMS_CSV", help="with import: `skypilot` and the vms.csv files")
     p.add_argument("--file", help="a catalog CSV of your own to check and print (default: the built-in one)")
     p.add_argument("--csv", action="store_true", help="print the CSV as is")
+    imp = p.add_argument_group("import skypilot")
+    imp.add_argument("-o", "--out", metavar="offerings.csv", help="the offerings CSV to write")
+    imp.add_argument("--region", metavar="R", help="price every instance in this region (default: its cheapest)")
+    imp.add_argument("--cloud", metavar="C", help="the cloud of the files (default: from their folder or name, "
+                                                  "e.g. .../aws/vms.csv)")
+    imp.add_argument("--as-of", metavar="YYYY-MM-DD", help="when the prices were read (default: each file's "
+                                                           "modification date)")
+    imp.add_argument("--max-nodes", type=int, default=8, metavar="N", help="max_nodes of each offering (default 8)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.kind == "import":
+        from sweep.commands.catalog_import import run_import
+
+        return run_import(args)
+    if args.files:
+        from sweep.errors import InputError, Problem
+
+        raise InputError([Problem(args.files[0], f"unexpected argument to `sweep catalog {args.kind}`")])
     path = Path(args.file) if args.file else builtin_path(args.kind)
     problems = Problems()
     if args.kind == "gpus":
