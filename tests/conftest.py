@@ -23,6 +23,12 @@ class CliResult:
     def err_lines(self) -> list[str]:
         return self.err.splitlines()
 
+    @property
+    def err_but_stale(self) -> str:
+        """stderr without the one-line stale-price warning (sweep/freshness.py) that every solve on the
+        built-in catalog (a 2025 snapshot) prints once prices are 90 days old."""
+        return "".join(ln + "\n" for ln in self.err_lines if not ln.startswith("warning: prices older than"))
+
 
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
