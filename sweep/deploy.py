@@ -235,7 +235,8 @@ def skypilot_task(plan: Plan, g: Group) -> tuple[dict[str, Any], list[str]]:
     if dp > 1:
         extra = service_replicas * dp - g.replicas
         head.append(f"{dp} replicas per node share one endpoint (vLLM --data-parallel-size {dp}): "
-                    f"{service_replicas} SkyServe replicas = {service_replicas * dp} model replicas"
+                    f"{service_replicas} SkyServe replica{'s' if service_replicas != 1 else ''} = "
+                    f"{service_replicas * dp} model replicas"
                     + (f" ({extra} more than the solve's {g.replicas}: the spare GPUs of a rented node)" if extra else ""))
     if num_nodes > 1:
         head.append(f"the pipeline spans {num_nodes} nodes: Ray cluster per replica, vLLM on the head node "

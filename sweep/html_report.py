@@ -39,7 +39,8 @@ th{background:#f5f5f5;position:sticky;top:0} td.n{text-align:right;font-variant-
 .filters{display:flex;flex-wrap:wrap;gap:10px;align-items:center;background:#f7f9fc;padding:8px;border-radius:6px}
 .filters label{font-size:13px} .grid{display:flex;flex-wrap:wrap;gap:16px}
 .card{border:1px solid #e3e3e3;border-radius:6px;padding:10px;width:560px}
-.card svg{display:block} .legend span{display:inline-block;margin-right:10px;font-size:12px}
+.card svg{display:block} .scroll{max-height:520px;overflow:auto;border:1px solid #eee}
+.scroll td{white-space:nowrap} .legend span{display:inline-block;margin-right:10px;font-size:12px}
 .legend i{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:4px;vertical-align:-1px}
 """
 
@@ -65,6 +66,14 @@ JS = """
   apply();
 })();
 """
+
+
+def short(col: str) -> str:
+    """A parameter column without its section (workload_prompt_tokens → prompt_tokens) for headers."""
+    for prefix in ("workload_", "catalog_", "perf_", "limits_", "solver_", "methods_"):
+        if col.startswith(prefix):
+            return col[len(prefix):]
+    return col
 
 
 def _e(x: object) -> str:
@@ -249,7 +258,7 @@ def build_report(res: Any, scenarios: list[str] | None = None, max_scenarios: in
         for c in varying:
             values = sorted({str(p[c]) for p in params.values()}, key=lambda v: (_num(v) is None, _num(v) or 0, v))
             opts = "".join(f"<option value='{_e(v)}'>{_e(v)}</option>" for v in values)
-            sel.append(f"<label>{_e(c)} <select class='f' data-k='{_e(c)}'><option value=''>all</option>{opts}"
+            sel.append(f"<label title='{_e(c)}'>{_e(short(c))} <select class='f' data-k='{_e(c)}'><option value=''>all</option>{opts}"
                        "</select></label>")
         parts.append("<h2>Filter by parameter</h2><div class='filters'>" + "".join(sel) +
                      "<button id='reset' type='button'>reset</button> <span id='count' class='muted'></span></div>")
@@ -265,7 +274,7 @@ def build_report(res: Any, scenarios: list[str] | None = None, max_scenarios: in
         parts.append("<p class='muted'>no exact method in this sweep: nothing to compare with</p>")
     # best fleets: per scenario, the least $/token over all methods (an exact method's answer when proven)
     parts.append("<h2>Best fleet of each scenario</h2>")
-    headers = ["scenario", *varying, "method", "$/token", "tok/s", "$/h", "GPUs", "fleet"]
+    headers = ["scenario", *map(short, varying), "method", "$/token", "tok/s", "$/h", "GPUs", "fleet"]
     rows, attrs = [], []
     for sid in ids:
         b = best[best["scenario_id"] == sid]
@@ -281,7 +290,7 @@ def build_report(res: Any, scenarios: list[str] | None = None, max_scenarios: in
                          _e(alloc_text(r["allocation"]))])
         attrs.append(_params_attr(params[sid]))
     n0 = 1 + len(varying)
-    parts.append(_table(headers, rows, {n0 + 1, n0 + 2, n0 + 3, n0 + 4}, attrs))
+    parts.append("<div class='scroll'>" + _table(headers, rows, {n0 + 1, n0 + 2, n0 + 3, n0 + 4}, attrs) + "</div>")
     # frontiers
     parts.append("<h2>Frontier and method answers per scenario</h2>")
     if not scenarios and len(ids) > len(chosen):
