@@ -16,7 +16,7 @@ from sweep.errors import InputError
 COMMANDS = {
     "solve": "solve one scenario with one or more methods",
     "candidates": "the candidate layouts of a scenario, kept and dropped",
-    "catalog": "print the built-in (or given) GPU, offering and model catalogs",
+    "catalog": "print the built-in (or given) GPU, offering and model catalogs; import SkyPilot's as offerings",
     "run": "run a sweep (job file) on a backend into a Parquet dataset",
     "submit": "submit a sweep to a Ray cluster as a Ray Job",
     "query": "query a results dataset (filters, best rows, frontier, SQL)",
