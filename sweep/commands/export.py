@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError([Problem("--scenario", f"only with a results dataset; {args.source} is a scenario file")])
         (method,) = parse_methods([args.method])
         sc = load_scenario(args.source)
+        prep = prepare(sc)
         if stale := stale_prices_warning(sc.offerings.values()):
             print(stale, file=sys.stderr)
-        prep = prepare(sc)
         (result,) = solve_scenario(prep, [method])
         if result.fleet is None:
             print(f"{method}: {result.status} — no fleet to export ({result.message or 'no fleet meets the limits'})",
