@@ -189,7 +189,8 @@ class _Splitter:
     def hop_s(self, links: Sequence[float], pp: int, b: int) -> float:
         m = b / min(pp, b)
         lat = self.knobs.allreduce_latency_us * 1e-6
-        return sum(lat + m * self.model.hidden * ACT_BYTES / (bw * 1e9) for bw in links)
+        per_seq = b * self.knobs.seq_step_us * 1e-6  # per-sequence step overhead (perf.pipeline_estimate)
+        return per_seq + sum(lat + m * self.model.hidden * ACT_BYTES / (bw * 1e9) for bw in links)
 
     def feasible(self, sms: Sequence[_StageModel], b: int) -> bool:
         caps = [sm.cap(b) for sm in sms]

@@ -68,7 +68,7 @@ def tiny(tmp: Path, seed: int) -> Scenario:
     return scenario_from_dict(values, d, f"tiny{seed}")
 
 
-SEEDS = range(16)
+SEEDS = range(20)  # 20: mixed pipelines win some of them (test_some_tiny_optimum_is_a_mixed_pipeline)
 
 
 def stage_key(c: Candidate) -> tuple:
@@ -218,7 +218,7 @@ def test_some_tiny_optimum_is_a_mixed_pipeline(tmp_path: Path) -> None:
 SMALL_PAIR = {
     "model": "llama-3.1-70b",
     "perf": {"dtype": "fp8", "mixed": True},
-    # two small 24 GB GPUs of one provider, two of each: 2 × 20.1 GB usable < 70.6 GB of fp8 weights
+    # two small 24 GB GPUs of one provider, two of each: 2 × 22.5 GB usable (24 − 1.5) < 70.6 GB of fp8 weights
     "catalog": {"only": ["aws-g6.xlarge", "aws-g5.xlarge"], "max_nodes": {"aws-g6.xlarge": 2, "aws-g5.xlarge": 2}},
 }
 
@@ -269,7 +269,7 @@ def test_max_batch_is_a_sweep_axis() -> None:
     # a min_batch no layout can hold drops everything, with the reason
     none = build_candidates(scenario_from_dict({**base, "perf": {"min_batch": 20000, "max_batch": 32768}}))
     assert not none.kept and any("KV cache for 20000" in c.reason for c in none.dropped)
-    assert not build_candidates(scenario_from_dict({**SMALL_PAIR, "perf": {**SMALL_PAIR["perf"], "min_batch": 100}})).kept
+    assert not build_candidates(scenario_from_dict({**SMALL_PAIR, "perf": {**SMALL_PAIR["perf"], "min_batch": 200}})).kept
 
 
 def test_link_gbps_validated_and_used() -> None:
