@@ -283,13 +283,21 @@ def fit(ms: Sequence[Measurement], catalog: Catalog, knobs: Knobs, fit_globals: 
 
 def leave_one_out(ms: Sequence[Measurement], catalog: Catalog, knobs: Knobs,
                   group: Callable[[Measurement], str]) -> list[tuple[Measurement, float]]:
-    """For every group (a source, or a single row): fit without it, predict it. (measurement, error) pairs."""
+    """For every group (a source, or a single row): fit without it, predict it. (measurement, error) pairs.
+
+    A family left with no training row falls back to the 'default' (prior) fractions, so a held-out
+    group never sees values fitted to itself.
+    """
     out: list[tuple[Measurement, float]] = []
     groups = sorted({group(m) for m in ms})
+    prior = next(f for f in knobs.families if f.name == "default")
     for g in groups:
         train = [m for m in ms if group(m) != g]
         test = [m for m in ms if group(m) == g]
-        fitted = fit(train, catalog, knobs)
+        start = knobs
+        for name in {family_of(m.gpu) for m in test} - {family_of(m.gpu) for m in train}:
+            start = start.with_family(replace(prior, name=name))
+        fitted = fit(train, catalog, start)
         out.extend(zip(test, errors(test, catalog, fitted), strict=True))
     return out
 
