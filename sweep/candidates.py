@@ -1,7 +1,7 @@
 """Candidates (SPEC §4): every (offering, tp, pp) layout of a scenario with its per-replica throughput.
 
-A candidate's ``throughput_tok_s`` is a whole number of output tokens/s: the MILP works on exact
-integers (throughput in tokens/s, cost in 1e-4 $/h), which is what makes the exact methods exact.
+A candidate's ``throughput_tok_s`` is output tokens/s exactly as the model or the profile gives it
+(never rounded: SPEC §5); ``batch`` and ``tpot_ms`` are None where a profile does not say.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ class Candidate:
     tp: int
     pp: int
     gpus: int
-    throughput_tok_s: int
-    batch: int
-    tpot_ms: float
+    throughput_tok_s: float
+    batch: int | None
+    tpot_ms: float | None
     uses: tuple[tuple[str, int], ...]
     stages: tuple[Stage, ...] = ()
     kept: bool = True
@@ -50,8 +50,12 @@ class Candidate:
 
 @dataclass(frozen=True)
 class CandidateTable:
+    """``mixed``: whether mixed-GPU pipelines were built — "on", "auto" (built because no
+    single-offering layout holds the model), "off" (``perf.mixed = false``) or "" (not needed)."""
+
     kept: tuple[Candidate, ...]
     dropped: tuple[Candidate, ...]
+    mixed: str = ""
 
     @property
     def all(self) -> tuple[Candidate, ...]:
@@ -93,9 +97,9 @@ def _roofline(sc: Scenario, base: Candidate, knobs: Knobs, wl: Workload,
             memo[key] = est
     if est.reason:
         return replace(base, kept=False, reason=est.reason)
-    thr = int(est.throughput_tok_s)  # whole tokens/s, rounded down: never overstate
-    if thr < 1:
-        return replace(base, kept=False, reason="less than 1 token/s")
+    thr = est.throughput_tok_s
+    if thr <= 0:
+        return replace(base, kept=False, reason="no throughput")
     return replace(base, throughput_tok_s=thr, batch=est.batch, tpot_ms=round(est.tpot_ms, 3))
 
 
@@ -112,12 +116,12 @@ def _from_profile(sc: Scenario, knobs: Knobs) -> dict[tuple[str, int, int], Cand
                 row.offering, o.gpu, row.tp, row.pp, row.tp * row.pp, 0, 0, 0.0,
                 ((row.offering, row.tp * row.pp),), kept=False, reason=base)
             continue
-        thr = int(row.throughput_tok_s)  # whole tokens/s, rounded down like the roofline's: never overstate
-        c = replace(base, throughput_tok_s=thr, batch=row.batch or 0, tpot_ms=row.tpot_ms or 0.0)
+        thr = row.throughput_tok_s  # as measured: never rounded
+        c = replace(base, throughput_tok_s=thr, batch=row.batch, tpot_ms=row.tpot_ms)
         if slo > 0 and row.tpot_ms is not None and row.tpot_ms > slo:
             c = replace(c, kept=False, reason=f"profiled TPOT {row.tpot_ms:g} ms above the {slo:g} ms limit")
-        elif thr < 1:
-            c = replace(c, kept=False, reason="profiled throughput below 1 token/s")
+        elif thr <= 0:
+            c = replace(c, kept=False, reason="profiled throughput is 0")
         elif row.batch is not None and row.batch < knobs.min_batch:
             c = replace(c, kept=False, reason=f"profiled batch {row.batch} below min_batch {knobs.min_batch}")
         out[(row.offering, row.tp, row.pp)] = c
@@ -176,8 +180,9 @@ def build_candidates(sc: Scenario, prune: bool = True) -> CandidateTable:
                     else:
                         table[(name, tp, pp)] = _roofline(sc, base, knobs, wl, memo)
     cands = list(table.values())
-    if sc["perf.mixed"]:
-        from sweep.pipelines import mixed_candidates  # only when asked: it enumerates many templates
+    mixed = mixed_mode(sc, cands)
+    if mixed in ("on", "auto"):
+        from sweep.pipelines import mixed_candidates  # only when needed: it enumerates many templates
 
         cands.extend(mixed_candidates(sc, knobs, wl))
     usable = [c for c in cands if c.kept]
@@ -186,7 +191,19 @@ def build_candidates(sc: Scenario, prune: bool = True) -> CandidateTable:
         usable, more = prune_dominated(usable)
         dropped += more
     key = lambda c: (c.offering, c.tp, c.pp, c.name)  # noqa: E731
-    return CandidateTable(tuple(sorted(usable, key=key)), tuple(sorted(dropped, key=key)))
+    return CandidateTable(tuple(sorted(usable, key=key)), tuple(sorted(dropped, key=key)), mixed)
+
+
+def mixed_mode(sc: Scenario, single: list[Candidate]) -> str:
+    """SPEC §4.1: ``perf.mixed = "auto"`` builds mixed pipelines when no single-offering layout holds
+    the model (none is kept); true always, false never (then "off" when they would have been built)."""
+    setting = sc["perf.mixed"]
+    needed = sc["perf.source"] != "profile" and not any(c.kept for c in single)
+    if setting is True:
+        return "on"
+    if setting == "auto":
+        return "auto" if needed else ""
+    return "off" if needed else ""
 
 
 def candidate_rows(sc: Scenario, table: CandidateTable) -> list[dict]:

@@ -13,8 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from sweep.errors import Problems
-
-COST_UNITS_PER_DOLLAR = 10_000  # prices are multiples of 1e-4 $/h
+from sweep.vocab import COST_UNITS_PER_DOLLAR
 
 
 def dollars_to_units(price_per_hour: float) -> int:

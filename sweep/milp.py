@@ -224,6 +224,7 @@ def _silence_highs_banner() -> None:
 # every fleet it returns is re-checked here in exact arithmetic.
 FEASIBILITY_TOL = 1e-9
 MIP_ABS_GAP = 1e-10
+TIE_WEIGHT = 1e-3  # μ of the budget solve's tie-break objective max T − μ·C (both scaled)
 
 
 def make_solver(name: str, time_limit_s: float, presolve: bool = True) -> pulp.LpSolver:
@@ -393,7 +394,8 @@ class BudgetSolver:
     among the maximisers. One built model is reused across solves; only the budget row, the node bounds
     it implies, one throughput row and the objective change (pareto, iterative and enumeration make many).
 
-    Two stages: max T; then min C subject to T ≥ T*. Both on a scaled model, and every answer is checked
+    Two stages: max T; then the least cost among the maximisers (see :meth:`solve`). On a scaled model;
+    every answer is checked
     against what is already known, in exact arithmetic: fleets found earlier (and every single-replica
     fleet) are feasible at their cost, so an ``infeasible`` at a budget above one of them, or a T* below
     one of theirs, is a numerical failure. It is recovered from by one solve on a freshly built model
@@ -452,17 +454,25 @@ class BudgetSolver:
                 return Outcome(INFEASIBLE, None, seconds, message=NO_FLEET, solves=solves)
             return replace(first, seconds=seconds, solves=solves)
         best = first.fleet
-        # stage 2: the least cost among the maximisers
-        self._set(m, best.cost_units - 1, float(best.throughput_exact))
-        m.prob.setObjective(-1 * m.C)
+        # the least cost among the maximisers: max T − μ·C is one fast solve, exact when it keeps T*
+        # (a cost unit moves its objective by μ/c_scale, far above the solver's gap); otherwise the
+        # strict (and slower) min C subject to T ≥ T*
+        self._set(m, cap, 0.0)
+        m.prob.setObjective(m.T - TIE_WEIGHT * m.C)
         second = solve_built(inst, m, cap) if best.cost_units > 0 else first
         if second is not first:
             solves, seconds = solves + 1, seconds + second.seconds
-        f2 = second.fleet
-        if f2 is not None and not f2.empty and f2.throughput_exact >= best.throughput_exact \
-                and f2.cost_units < best.cost_units:
-            best = f2
-        # stage 2 may find nothing cheaper ("infeasible": best is already the cheapest maximiser)
+            f2 = second.fleet
+            if f2 is not None and f2.throughput_exact == best.throughput_exact:
+                best = f2 if f2.cost_units < best.cost_units else best
+            else:
+                self._set(m, best.cost_units - 1, float(best.throughput_exact))
+                m.prob.setObjective(-1 * m.C)
+                second = solve_built(inst, m, cap)
+                solves, seconds = solves + 1, seconds + second.seconds
+                f2 = second.fleet  # "infeasible" here means best is already the cheapest maximiser
+                if f2 is not None and f2.throughput_exact >= best.throughput_exact and f2.cost_units < best.cost_units:
+                    best = f2
         self.known.append(best)
         status = first.status if second.status in (OPTIMAL, INFEASIBLE) else second.status
         msg = second.message if status != OPTIMAL else ""

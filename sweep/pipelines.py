@@ -342,8 +342,8 @@ def order_blocks(sc: Scenario, blocks: Sequence[Block], overrides: dict[frozense
 
 
 def _candidate(sc: Scenario, blocks: Sequence[Block], layers: Sequence[int], est: Estimate) -> Candidate | None:
-    thr = int(est.throughput_tok_s)  # whole tokens/s, rounded down: never overstate
-    if thr < 1:
+    thr = est.throughput_tok_s  # as modelled: never rounded (SPEC §5)
+    if thr <= 0:
         return None
     stages = []
     first = 1

@@ -68,9 +68,12 @@ def task_id(scenario_id: str, method: str, budget: float | None = None) -> str:
 
 
 def tasks_for(sc: Scenario, methods: Iterable[str]) -> list[Task]:
+    """The tasks of one scenario; ``min_cost`` only where the scenario has a demand (SPEC §5.1)."""
     sid = sc.scenario_id
     out: list[Task] = []
     for m in methods:
+        if m == "min_cost" and not sc["workload.min_throughput"]:
+            continue
         if m == "enumeration":
             for b in enumeration_budgets(MethodParams.from_params(sc.params)):
                 out.append(Task(task_id(sid, m, b), sid, m, b))

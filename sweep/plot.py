@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sweep.errors import InputError, Problem
 from sweep.methods import ALL_METHODS, EXACT_METHODS
+from sweep.vocab import AT_OPTIMUM_REL
 
 if TYPE_CHECKING:
     from sweep.query import Results
@@ -265,7 +266,7 @@ def plot_compare(res: Results, out: str | Path, where: str | None = None) -> int
         vals = rows["gap_pct"].dropna().clip(lower=0).to_numpy(dtype=float)
         data.append(vals)
         top = max(top, float(vals.max()) if len(vals) else 0.0)
-        at_opt = 100.0 * (rows["gap_pct"].fillna(math.inf) <= 1e-7).sum() / max(len(rows), 1)
+        at_opt = 100.0 * (rows["gap_pct"].fillna(math.inf) <= 100 * AT_OPTIMUM_REL).sum() / max(len(rows), 1)
         missing = int(rows["gap_pct"].isna().sum())
         label = (f"{m}\nat optimum {at_opt:.0f}%\nmedian +{np.median(vals):.2f}%" if len(vals) else f"{m}\nno fleet")
         if len(vals):

@@ -38,6 +38,7 @@ from sweep.catalog import COST_UNITS_PER_DOLLAR
 from sweep.errors import InputError, Problem
 from sweep.methods import ALL_METHODS, EXACT_METHODS
 from sweep.scenario import SCHEMA
+from sweep.vocab import AT_OPTIMUM_REL, HAS_FLEET_SQL, RATIO_SQL
 
 # pyarrow, numpy, pandas and duckdb are imported where used: `import sweep` (every CLI command)
 # should not pay for them.
@@ -50,13 +51,10 @@ VIEWS = ("solutions", "frontier", "scenarios", "results", "best", "frontier_resu
 _KEYS = {"solutions": ("task_id",), "frontier": ("scenario_id", "rank")}
 _DEPENDS = {"results": ("solutions", "scenarios"), "best": ("solutions", "scenarios"),
             "frontier_results": ("frontier", "scenarios")}
-AT_OPTIMUM_REL = 1e-9  # a $/token within this relative distance of the exact optimum is at it
-
-# Exact $/token order: integer cost units (1e-4 $/h) over whole tokens/s, one correctly rounded
-# division, so equal ratios compare equal (ties then go to the higher throughput) and distinct ones
-# never swap — unlike the stored cost_per_token, which went through several roundings.
-_RATIO = f"(round(cost_per_hour * {COST_UNITS_PER_DOLLAR}) / round(throughput_tok_s))"
-_HAS_FLEET = "(cost_per_hour IS NOT NULL AND throughput_tok_s > 0)"
+# $/token order: integer cost units (1e-4 $/h) over the stored throughput, one correctly rounded
+# division (sweep.vocab) — unlike the stored cost_per_token, which went through several roundings.
+_RATIO = RATIO_SQL
+_HAS_FLEET = HAS_FLEET_SQL
 
 
 def _part_schema(table: str) -> pa.Schema:
@@ -463,6 +461,13 @@ class Results:
         if where is None or not where.strip():
             return "TRUE"
         cols = _column_names(con, view)
+        unknown = unknown_dotted_names(where, set(cols))
+        if unknown:
+            from sweep.scenario import SCHEMA
+
+            keys = [k for k in SCHEMA if "." in k and k.replace(".", "_") in cols]
+            raise InputError([Problem("--where", f"unknown key {name!r} (valid dotted keys: {', '.join(keys)}; "
+                                      "or any column)") for name in unknown])
         expr = rewrite_names(where, set(cols))
         try:
             con.sql(f"SELECT count(*) FROM (SELECT * FROM {view} LIMIT 0) v WHERE ({expr})").fetchall()
@@ -558,6 +563,16 @@ def rewrite_names(expr: str, known: set[str]) -> str:
         return f'"{col}"' if col in known else m.group(0)
 
     return _IDENT.sub(sub, expr)
+
+
+def unknown_dotted_names(expr: str, known: set[str]) -> list[str]:
+    """Dotted keys in an expression (outside string literals) that name no column."""
+    out = []
+    for m in _IDENT.finditer(expr):
+        name = m.group(1) if m.group(1) is not None else m.group(2)
+        if name and "." in name and name.replace(".", "_") not in known and name not in out:
+            out.append(name)
+    return out
 
 
 def _duck_message(e: Exception, views: bool = False) -> str:

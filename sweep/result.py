@@ -127,7 +127,7 @@ def to_row(inst: Instance, r: MethodResult, scenario_id: str = "") -> dict:
     if r.path:
         row["path"] = list(r.path)
     if r.method == "pareto":
-        row["frontier"] = [point_dict(p) for p in r.frontier]
+        row["frontier"] = [{**point_dict(p), "allocation": allocation(inst, p)} for p in r.frontier]
     if r.points:
         row["points"] = [
             {"budget": p.budget, "status": p.status, **(point_dict(p.fleet) if p.fleet else

@@ -132,7 +132,9 @@ SCHEMA: dict[str, Key] = {
                                      "fixed cost of a stage-to-stage hop (and of an all-reduce where the GPU "
                                      "family has none of its own), µs"),
     "perf.calibration": Key("str", "", None, "TOML from `sweep calibrate`: per-GPU-family sustained fractions"),
-    "perf.mixed": Key("bool", False, None, "also build mixed-GPU pipelines (SPEC §4.1)"),
+    "perf.mixed": Key("auto|bool", "auto", None,
+                      "mixed-GPU pipelines (SPEC §4.1): 'auto' (when no single-offering layout holds the model), "
+                      "true or false"),
     "perf.max_stages": Key("int", 4, _positive, "most stages of a mixed pipeline"),
     "perf.max_gpu_types": Key("int", 2, _positive, "most GPU types in one mixed pipeline"),
     "perf.max_mixed": Key("int", 4, _non_negative,
@@ -300,6 +302,10 @@ def _coerce(kind: str, value: Any) -> tuple[Any, str | None]:
         return (value, None) if isinstance(value, str) else (None, f"must be a string, got {value!r}")
     if kind == "bool":
         return (value, None) if isinstance(value, bool) else (None, f"must be true or false, got {value!r}")
+    if kind == "auto|bool":
+        if isinstance(value, bool) or value == "auto":
+            return value, None
+        return None, f"must be \"auto\", true or false, got {value!r}"
     if kind.startswith("list["):
         inner = kind[5:-1]
         if not isinstance(value, list):

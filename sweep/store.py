@@ -27,7 +27,6 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import pyarrow as pa
@@ -38,6 +37,7 @@ from sweep import faults, schema
 from sweep.errors import InputError, Problem
 from sweep.plan import LOST, TaskOutput
 from sweep.scenario import SCHEMA, Scenario
+from sweep.vocab import cost_per_token_key
 
 PARTS = ("solutions", "frontier")
 _TABLE_SCHEMA = {"solutions": schema.SOLUTIONS, "frontier": schema.FRONTIER}
@@ -383,7 +383,7 @@ class Store:
                     if c is None or not thr:
                         continue
                     # least $/token; ties: higher throughput, then the lower budget (as queries do)
-                    rank = (Fraction(round(c * 10_000), int(thr)), -thr, t["budget"][r] or 0.0)
+                    rank = (cost_per_token_key(c, thr), -thr, t["budget"][r] or 0.0)
                     cur = best_enum.get(t["scenario_id"][r])
                     if cur is None or rank < cur[0]:
                         best_enum[t["scenario_id"][r]] = (rank, (fi, r))

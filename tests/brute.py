@@ -79,6 +79,6 @@ def min_cost(inst: Instance):
     for _, T, C in fleets(inst):
         if inst.budget_units and inst.budget_units < C:
             continue
-        if best is None or C < best[1] or (C == best[1] and T > best[0]):
+        if best is None or best[1] > C or (best[1] == C and best[0] < T):
             best = (T, C)
     return best

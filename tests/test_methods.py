@@ -357,6 +357,8 @@ def test_json_rows_carry_each_methods_extras(run_cli) -> None:
                                                                  strict=False))
     assert rows["iterative"]["path"][-1]["step"] == "stop"
     assert rows["dinkelbach"]["path"][0]["step"] == 0
+    assert all(p["allocation"] and p["allocation"][0]["replicas"] >= 1 for p in rows["pareto"]["frontier"])
+    assert rows["pareto"]["budget"] == rows["max_throughput"]["budget"]  # pareto echoes the budget it was given
     best = min(rows["pareto"]["frontier"], key=lambda p: (p["cost_per_token"], -p["throughput_tok_s"]))
     for m in ("dinkelbach", "charnes_cooper", "pareto"):
         assert rows[m]["status"] == "optimal"
@@ -373,9 +375,26 @@ def test_method_all_table_reads_gap_against_the_exact_optimum(run_cli) -> None:
     lines = res.out.splitlines()
     head = next(i for i, ln in enumerate(lines) if ln.startswith("method "))
     assert lines[head].split() == ["method", "kind", "status", "$/token", "gap", "tok/s", "$/h", "solves", "seconds"]
-    table = {ln.split()[0]: ln.split() for ln in lines[head + 2: head + 2 + len(ALL_METHODS)]}
-    assert set(table) == set(ALL_METHODS)
+    asked = [m for m in ALL_METHODS if m != "min_cost"]  # no demand in this scenario: `all` leaves min_cost out
+    table = {ln.split()[0]: ln.split() for ln in lines[head + 2: head + 2 + len(asked)]}
+    assert set(table) == set(asked)
     for m in ("dinkelbach", "charnes_cooper", "pareto"):
         assert table[m][1] == "exact" and table[m][4] == "0.00%"
     assert table["enumeration"][1] == "baseline" and table["enumeration"][4].startswith("+")
     assert any(ln.startswith("gap: % above the exact minimum") for ln in lines)
+
+
+def test_min_cost_needs_a_demand_and_answers_the_cheapest_fleet(run_cli, small_scenario) -> None:
+    """`--method min_cost` without a demand is bad input (one line, exit 2); with one it is the cheapest
+    fleet serving it, equal to the cheapest frontier point that serves it."""
+    res = run_cli("solve", REPO / "jobs" / "counterexample.toml", "--method", "min_cost")
+    assert res.code == 2 and res.err.strip().splitlines() == [
+        "error: workload.min_throughput: method min_cost needs a demand: set workload.min_throughput to the "
+        "tokens/s the fleet must serve"], res.err
+    path = small_scenario({"workload.min_throughput": 2500.5})
+    rows = {r["method"]: r for r in map(json.loads, run_cli("solve", path, "-m", "min_cost,pareto", "--json").out.splitlines())}
+    serving = [p for p in rows["pareto"]["frontier"] if p["throughput_tok_s"] >= 2500.5]
+    cheapest = min(serving, key=lambda p: p["cost_per_hour"])
+    assert rows["min_cost"]["status"] == "optimal"
+    assert rows["min_cost"]["cost_per_hour"] == cheapest["cost_per_hour"]
+    assert rows["min_cost"]["throughput_tok_s"] == cheapest["throughput_tok_s"] >= 2500.5

@@ -92,7 +92,7 @@ def exhaustive_best(sc: Scenario, blocks) -> int:
             shapes = [StageShape(sc.gpu(o), tp, n) for (o, tp), n in zip(order, sizes, strict=True)]
             est = pipeline_estimate(sc.model, wl, shapes, knobs, links)
             if not est.reason:
-                best = max(best, int(est.throughput_tok_s))
+                best = max(best, est.throughput_tok_s)
     return best
 
 
@@ -153,7 +153,7 @@ def dp_points(inst: Instance) -> list[tuple[int, int]]:
         for a, c in zip(uses, inst.candidates, strict=True):
             prev = tuple(x - y for x, y in zip(u, a, strict=True))
             if min(prev) >= 0 and prev in best:
-                t = max(t, best[prev] + c.throughput_tok_s)
+                t = max(t, best[prev] + Fraction(c.throughput_tok_s))
         if t >= 0:
             best[u] = t
     out = []
@@ -169,7 +169,7 @@ def dp_points(inst: Instance) -> list[tuple[int, int]]:
 
 def dp_answers(inst: Instance):
     pts = dp_points(inst)
-    ratio = min(pts, key=lambda p: (Fraction(p[0], p[1]), -p[1])) if pts else None
+    ratio = min(pts, key=lambda p: (Fraction(p[0]) / p[1], -p[1])) if pts else None
     front = sorted({(c, t) for c, t in pts if not any(c2 <= c and t2 >= t and (c2, t2) != (c, t) for c2, t2 in pts)},
                    reverse=True)
     top = max(pts, key=lambda p: (p[1], -p[0])) if pts else None
@@ -183,8 +183,8 @@ def full_instance(sc: Scenario, like: Instance) -> Instance:
                     like.solver, like.time_limit_s)
 
 
-def point(f) -> tuple[int, int] | None:
-    return None if f is None else (f.cost_units, f.throughput_tok_s)
+def point(f) -> tuple[int, Fraction] | None:
+    return None if f is None else (f.cost_units, f.throughput_exact)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -217,7 +217,7 @@ def test_some_tiny_optimum_is_a_mixed_pipeline(tmp_path: Path) -> None:
 
 SMALL_PAIR = {
     "model": "llama-3.1-70b",
-    "perf": {"dtype": "fp8", "mixed": True},
+    "perf": {"dtype": "fp8"},  # perf.mixed = "auto" (the default) builds the pipelines: nothing else holds it
     # two small 24 GB GPUs of one provider, two of each: 2 × 22.5 GB usable (24 − 1.5) < 70.6 GB of fp8 weights
     "catalog": {"only": ["aws-g6.xlarge", "aws-g5.xlarge"], "max_nodes": {"aws-g6.xlarge": 2, "aws-g5.xlarge": 2}},
 }
@@ -232,6 +232,14 @@ def test_70b_fp8_on_two_small_gpus_needs_a_mixed_pipeline(tmp_path: Path, run_cl
     homo = toml({**SMALL_PAIR, "perf": {"dtype": "fp8", "mixed": False}}, tmp_path / "homo.toml")
     res = run_cli("solve", homo, "--json", "-m", "dinkelbach")
     assert res.code == 0 and json.loads(res.out)["status"] == "infeasible"
+    human = run_cli("solve", homo, "-m", "dinkelbach").out
+    assert "mixed-GPU pipelines are off (perf.mixed = false" in human  # the way out is named
+
+    human = run_cli("solve", toml(SMALL_PAIR, tmp_path / "auto.toml"), "-m", "dinkelbach").out
+    assert "mixed-GPU pipelines built: no single-offering layout holds the model" in human
+    always = toml({**SMALL_PAIR, "perf": {"dtype": "fp8", "mixed": True}}, tmp_path / "always.toml")
+    row = json.loads(run_cli("solve", always, "--json", "-m", "dinkelbach").out)
+    assert row["status"] == "optimal" and row["allocation"][0]["stages"]
 
     mixed = toml(SMALL_PAIR, tmp_path / "mixed.toml")
     res = run_cli("solve", mixed, "--json", "-m", "dinkelbach", "-m", "max_throughput")

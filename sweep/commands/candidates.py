@@ -7,7 +7,7 @@ import json
 
 from sweep.calibrate import error_band_pct
 from sweep.candidates import build_candidates, candidate_rows
-from sweep.report import fmt_cpt, fmt_money, table
+from sweep.report import fmt_cpt, fmt_money, fmt_tok_s, table
 from sweep.scenario import load_scenario
 
 
@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     print(table(
         ["offering", "gpu", "tp", "pp", "gpus", "tok/s", "batch", "tpot_ms", "$/h", "$/token", "error band"]
         + (["stages"] if mixed else []),
-        [[r["offering"], r["gpu"], r["tp"], r["pp"], r["gpus"], f"{r['throughput_tok_s']:,}", r["batch"],
-          f"{r['tpot_ms']:.1f}", fmt_money(r["cost_per_hour"]), fmt_cpt(r["cost_per_token"])]
+        [[r["offering"], r["gpu"], r["tp"], r["pp"], r["gpus"], fmt_tok_s(r["throughput_tok_s"]),
+          "?" if r["batch"] is None else r["batch"], "?" if r["tpot_ms"] is None else f"{r['tpot_ms']:.1f}", fmt_money(r["cost_per_hour"]), fmt_cpt(r["cost_per_token"])]
          + [_band_text(r["error_band_pct"], sc["perf.source"])] + ([_stages_text(r)] if mixed else []) for r in kept],
     ))
     dropped = [r for r in rows if not r["kept"]]

@@ -8,8 +8,8 @@ import sys
 
 from sweep.errors import InputError, Problem
 from sweep.methods import ALL_METHODS, EXACT_METHODS, gap_pct
-from sweep.milp import OPTIMAL, Fleet
-from sweep.report import fmt_cpt, fmt_money, table
+from sweep.milp import NO_CANDIDATE, NO_FLEET, OPTIMAL, Fleet
+from sweep.report import fmt_cpt, fmt_money, fmt_tok_s, table
 from sweep.result import MethodResult, allocation, to_row
 from sweep.scenario import load_scenario
 from sweep.solve import Prepared, prepare, solve_scenario
@@ -23,14 +23,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per method per line")
 
 
-def parse_methods(names: list[str]) -> list[str]:
+def parse_methods(names: list[str], has_demand: bool = True) -> list[str]:
+    """The methods asked for; ``all`` leaves out ``min_cost`` when there is no demand to meet, and
+    asking for ``min_cost`` without one is bad input (SPEC §5.1)."""
     out: list[str] = []
     bad = []
     for n in names or ["dinkelbach"]:
         for part in n.split(","):
             part = part.strip()
             if part == "all":
-                out.extend(ALL_METHODS)
+                out.extend(m for m in ALL_METHODS if has_demand or m != "min_cost")
+            elif part == "min_cost" and not has_demand:
+                bad.append(Problem("workload.min_throughput", "method min_cost needs a demand: set "
+                                   "workload.min_throughput to the tokens/s the fleet must serve"))
             elif part in ALL_METHODS:
                 out.append(part)
             else:
@@ -41,14 +46,19 @@ def parse_methods(names: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    methods = parse_methods(args.method)
+    parse_methods(args.method)  # unknown names are reported before the scenario is read
     overrides = {}
     if args.budget is not None:
         if args.budget < 0:
             raise InputError([Problem("--budget", f"must be >= 0, got {args.budget}")])
         overrides["limits.budget"] = args.budget
     sc = load_scenario(args.scenario, overrides)
+    methods = parse_methods(args.method, has_demand=bool(sc["workload.min_throughput"]))
     prep = prepare(sc)
+    from sweep.freshness import stale_prices_warning
+
+    if stale := stale_prices_warning(sc.offerings.values()):
+        print(stale, file=sys.stderr)  # once per solve, once the input is known good
     if "pareto" in methods and not sc["limits.budget"] and len(prep.instance.slots) > 10:
         print(f"note: pareto without a budget walks the whole frontier of {len(prep.instance.slots)} offerings, "
               "one MILP per point (minutes on a large catalog); --budget B bounds it", file=sys.stderr)
@@ -85,7 +95,9 @@ def describe(prep: Prepared) -> str:
             f"{p['workload.prompt_tokens']} prompt + {p['workload.output_tokens']} output tokens, "
             f"{p['catalog.price'].replace('_', '-')} prices" + (", " + ", ".join(extra) if extra else "")
             + f"\ncandidates: {len(prep.table.kept)} kept, {len(prep.table.dropped)} dropped "
-              f"(see `sweep candidates`), {len(prep.instance.slots)} offerings in play")
+              f"(see `sweep candidates`), {len(prep.instance.slots)} offerings in play"
+            + ("\nmixed-GPU pipelines built: no single-offering layout holds the model (perf.mixed = \"auto\")"
+               if prep.table.mixed == "auto" else ""))
 
 
 def deployment(prep: Prepared, fleet: Fleet) -> str:
@@ -95,10 +107,10 @@ def deployment(prep: Prepared, fleet: Fleet) -> str:
         cand = prep.instance.candidates[c]
         name = a["offering"] if "stages" not in a else " + ".join(
             f"{s['offering']}[{s['first_layer']}-{s['last_layer']}]" for s in a["stages"])
-        rows.append([name, a["gpu"], a["tp"], a["pp"], a["replicas"], a["nodes"], f"{cand.throughput_tok_s * n:,}"])
+        rows.append([name, a["gpu"], a["tp"], a["pp"], a["replicas"], a["nodes"], fmt_tok_s(cand.throughput_tok_s * n)])
     lines = [table(["offering", "gpu", "tp", "pp", "replicas", "nodes", "tok/s"], rows)]
     cpt = fleet.cost_per_token or 0.0
-    lines.append(f"total: {fleet.gpus} GPUs, {fleet.throughput_tok_s:,} tok/s, {fmt_money(fleet.cost_per_hour)}/h, "
+    lines.append(f"total: {fleet.gpus} GPUs, {fmt_tok_s(fleet.throughput_tok_s)} tok/s, {fmt_money(fleet.cost_per_hour)}/h, "
                  f"{fmt_cpt(fleet.cost_per_token)}/token = ${cpt * 1e6:.4f} per M tokens")
     return "\n".join(lines)
 
@@ -122,8 +134,10 @@ def _note(r: MethodResult) -> str:
         at = f"; best at the ${r.budget:.2f}/h point" if r.budget is not None else ""
         return f"{len(r.points)} budgets ${lo:.2f}–${hi:.2f}/h, {found} with a fleet{at}"
     if r.method == "dinkelbach" and r.path:
-        ratios = " → ".join(fmt_cpt(p["cost_per_token"]) for p in r.path)
-        return f"$/token path {ratios} (from the best single replica), then a tie-break solve"
+        ratios = " → ".join(fmt_cpt(p["cost_per_token"]) for p in r.path if "cost_per_token" in p)
+        cert = next((p["min_subproblem"] for p in r.path if p["step"] == "certificate"), None)
+        proof = f", certified (last subproblem min {cert:.1e})" if cert is not None else ""
+        return f"$/token path {ratios} (from the best single replica){proof}, then a tie-break solve"
     if r.method == "charnes_cooper" and r.path:
         p = r.path[0]
         return (f"one ratio MILP ({p['candidates']} of {p['of']} candidates left by dominance and budget, "
@@ -133,6 +147,8 @@ def _note(r: MethodResult) -> str:
                 f"{fmt_money(r.frontier[0].cost_per_hour)}/h")
     if r.method == "max_throughput":
         return f"at budget {fmt_money(r.budget)}/h" if r.budget else "no budget: the most throughput available"
+    if r.method == "min_cost" and r.fleet is not None:
+        return "the cheapest fleet that serves the demand, then the most throughput at that cost"
     return ""
 
 
@@ -151,7 +167,7 @@ def comparison(results: list[MethodResult]) -> str:
         f = r.fleet
         g = gap_pct(f, exact)
         rows.append([r.method, _kind(r.method), r.status, fmt_cpt(f.cost_per_token) if f else "-",
-                     _fmt_gap(g), f"{f.throughput_tok_s:,}" if f else "-",
+                     _fmt_gap(g), fmt_tok_s(f.throughput_tok_s) if f else "-",
                      fmt_money(f.cost_per_hour) if f else "-", r.solves, f"{r.seconds:.3f}"])
     out = [table(["method", "kind", "status", "$/token", "gap", "tok/s", "$/h", "solves", "seconds"], rows,
                  align="lllrrrrrr")]
@@ -188,7 +204,7 @@ def render(prep: Prepared, results: list[MethodResult]) -> str:
                     f"{r.seconds:.3f} s ({r.solver})"]
         note = _note(r)
         out += [f"  {note}"] if note else []
-        out += [f"  {r.message}"] if r.message and r.message != "no fleet fits the limits" else []
+        out += [f"  {_why(prep, r.message)}"] if r.message and r.message != NO_FLEET else []
         out.append(deployment(prep, r.fleet) if r.fleet is not None else _no_fleet(r))
         return "\n".join(out)
     # one deployment table per distinct fleet, headed by the methods that chose it; then those without
@@ -205,10 +221,18 @@ def render(prep: Prepared, results: list[MethodResult]) -> str:
         if key is not None:
             out.append(deployment(prep, members[0].fleet))
         elif any(r.status == "infeasible" for r in members):
-            why = dict.fromkeys(r.message for r in members if r.status == "infeasible" and r.message)
-            why.pop("no fleet fits the limits", None)
+            why = dict.fromkeys(_why(prep, r.message) for r in members if r.status == "infeasible" and r.message)
+            why.pop(NO_FLEET, None)
             out.append("  no fleet meets the scenario's limits" + (f" ({'; '.join(why)})" if why else ""))
     return "\n".join(out)
+
+
+def _why(prep: Prepared, message: str) -> str:
+    """A method's message, with the way out when nothing holds the model and mixed pipelines were off."""
+    if message == NO_CANDIDATE and prep.table.mixed == "off":
+        return (f"{message}: no single-offering layout holds it, and mixed-GPU pipelines are off "
+                "(perf.mixed = false; \"auto\" or true builds them)")
+    return message
 
 
 def _no_fleet(r: MethodResult) -> str:

@@ -1,0 +1,22 @@
+"""Shared vocabulary with no heavy imports: the $/token order and the "at the optimum" test.
+
+One home for rules that the store, queries, plots and reports all apply to result rows.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+COST_UNITS_PER_DOLLAR = 10_000  # prices are multiples of 1e-4 $/h
+AT_OPTIMUM_REL = 1e-9  # a $/token within this relative distance of the exact optimum is at it
+
+
+def cost_per_token_key(cost_per_hour: float, throughput_tok_s: float) -> Fraction:
+    """The exact $/token order of a result row: whole cost units over the stored throughput (exact
+    rationals), so equal ratios compare equal — ties then go to the higher throughput."""
+    return Fraction(round(cost_per_hour * COST_UNITS_PER_DOLLAR)) / Fraction(throughput_tok_s)
+
+
+# The same order in SQL over result columns: cost units (exact) over the stored float throughput
+RATIO_SQL = f"(round(cost_per_hour * {COST_UNITS_PER_DOLLAR}) / throughput_tok_s)"
+HAS_FLEET_SQL = "(cost_per_hour IS NOT NULL AND throughput_tok_s > 0)"
