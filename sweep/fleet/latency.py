@@ -1,0 +1,342 @@
+"""Latency of one replica at load (SPEC §4.2): percentile TTFT and TPOT at a Poisson request rate.
+
+Pure numbers: no other ``sweep`` module is imported. The caller passes a :class:`ReplicaTiming` built from
+the performance model (prefill seconds per request, decode step seconds for 1..max_batch sequences).
+
+**The replica** (continuous batching, as ``pipeline_estimate`` amortises it): ``max_batch`` = B slots. A
+request arrives (Poisson, rate λ requests/s), waits FIFO for a free slot, then its prefill runs on the
+engine for ``prefill_s`` = P seconds *before* the next decode step (prefill priority: the running sequences
+stall meanwhile, as vLLM does without chunked prefill; a chunked prefill mixed into decode steps costs the
+same engine time), and emits the first token; then ``output_tokens`` = N decode steps, each taking
+``step_s(b)`` for the b sequences decoding together. Over a request's life the engine spends λ·P of every
+second on other requests' prefills, so
+
+- **TPOT** (mean time per output token of a request, the decode phase): ``τ = step(b̄)/(1 − λ·P)``,
+  i.e. ``τ = step(b̄) + λ·P·τ``; at full load, λ = b/(N·τ), this is perf.py's round time
+  ``step(b) + b·P/N``. The batch a decoding sequence sees is itself plus the others, which for Poisson
+  arrivals are Poisson with mean L = λ·N·τ (Little's law, M/G/∞): ``b̄ = min(B, 1 + λ·N·τ)`` — a fixed
+  point in τ, solved by monotone iteration from ``τ₀ = step(1)/(1 − λP)`` (the least fixed point, so it
+  grows with λ). Percentile: a request's TPOT is ``step(b_req) + P·K/N`` with b_req − 1 the others' count
+  averaged over its decode time D = N·τ (variance 2L/3 for arrivals in (−D, D) weighted by overlap) and K
+  the prefills during it (Poisson, variance L, covariance L/2 with the other term); a normal quantile
+  ``τ + z·σ``, the batch part capped at B.
+- **Capacity**: a slot is held for S = P + N·τ, so the slots are stable while ``λ·S(λ) < B`` (and the
+  engine while λ·P < 1); :func:`capacity_rps` is that bound (≈ perf.py's ``throughput / output_tokens``
+  at batch B, a little lower because a slot in prefill is not decoding).
+- **TTFT** = wait + ``prefill_latency_s`` (= P, or the sum over pipeline stages when the engine cost P is
+  the busiest stage's). The wait is a mixture of two cases:
+
+  * *a slot is busy* (probability C = Erlang C(B, a = λ·S), the M/M/B probability of waiting): the wait
+    for a slot, M/G/B by the Allen–Cunneen approximation ``W_s = C·S/(B − a)·(1 + cs²)/2`` with
+    cs² = (N·σ_τ/S)² (slot times are nearly deterministic: the M/D/B half of M/M/B), exponential given
+    a wait: mean ``W_s/C``;
+  * *a slot is free*: the wait for the engine to finish its current decode step or the prefills queued
+    ahead: a non-preemptive priority M/G/1 (prefills first): ``W_e = R/(1 − λ·P)`` with residual work
+    ``R = λ·P²/2 + f_dec·step(b_s)/2``, where f_dec = λ·N·step(b_s)/b_s is the engine's share of time in
+    decode steps and b_s = L/(1 − e^(−L)) the mean batch while a step runs; busy with probability
+    ρ_e = λ·P + f_dec, exponential given a wait: mean ``W_e/ρ_e``.
+
+  ``P(wait > t) = C·e^(−t·C/W_s) + (1 − C)·ρ_e·e^(−t·ρ_e/W_e)``, inverted for the percentile by bisection.
+
+**When it errs** (``tests/test_latency.py`` measures it against the discrete-event simulator
+``benchmarks/latency_sim.py``, which implements exactly the replica above, and prints the error table):
+the exponential tails are pessimistic for the engine wait at light load (the residual of a decode step is
+uniform on [0, step], not exponential) and optimistic-to-fair for the slot wait near saturation (Erlang C's
+tail is the M/M/B one; M/D/B queues drain in bursts at step boundaries). The normal TPOT quantile is
+optimistic at very light load (Poisson skew) for steep step curves. Outside the model: prompt/output
+length variation (fixed N and P here — a request mix is buckets, each its own timing), preemption when
+the KV cache runs out (B is the batch the KV cache holds), chunked-prefill budgets that split a prefill
+over several steps (same engine time, smaller TTFT tail for the others), and non-Poisson (bursty) traffic,
+which makes every queueing figure optimistic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+_BISECT_ITERS = 60
+
+
+@dataclass(frozen=True)
+class ReplicaTiming:
+    """The timing of one replica, all in seconds.
+
+    ``prefill_s``: engine time one request's prefill takes (for a pipeline: its busiest stage's share);
+    ``step_table_s[b-1]``: one decode step (round) of b sequences, b = 1..max_batch, without prefill work
+    (nondecreasing in b); ``output_tokens``: decode steps per request; ``prefill_latency_s``: time from a
+    prefill's start to the first token (default ``prefill_s``; for a pipeline, the sum over stages).
+    """
+
+    prefill_s: float
+    step_table_s: tuple[float, ...]
+    output_tokens: int
+    prefill_latency_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.step_table_s:
+            raise ValueError("step_table_s needs at least batch 1")
+        if self.output_tokens < 1 or self.prefill_s < 0 or min(self.step_table_s) <= 0:
+            raise ValueError("output_tokens ≥ 1, prefill_s ≥ 0 and step times > 0 required")
+        if any(b < a for a, b in zip(self.step_table_s, self.step_table_s[1:], strict=False)):
+            raise ValueError("step_table_s must be nondecreasing in the batch")
+
+    @property
+    def max_batch(self) -> int:
+        """Slots: the largest number of sequences decoding together."""
+        return len(self.step_table_s)
+
+    @property
+    def first_token_s(self) -> float:
+        """Seconds from a prefill's start to the first token."""
+        return self.prefill_s if self.prefill_latency_s is None else self.prefill_latency_s
+
+    @classmethod
+    def from_step_fn(cls, prefill_s: float, step_s: Callable[[int], float], max_batch: int,
+                     output_tokens: int, prefill_latency_s: float | None = None) -> ReplicaTiming:
+        """Tabulate ``step_s(b)`` (seconds per decode step of b sequences) for b = 1..max_batch."""
+        return cls(prefill_s, tuple(float(step_s(b)) for b in range(1, max_batch + 1)), output_tokens,
+                   prefill_latency_s)
+
+    @classmethod
+    def affine(cls, prefill_s: float, step_base_s: float, step_per_seq_s: float, max_batch: int,
+               output_tokens: int, prefill_latency_s: float | None = None) -> ReplicaTiming:
+        """Decode step ``step_base_s + step_per_seq_s·b`` seconds for b sequences."""
+        return cls.from_step_fn(prefill_s, lambda b: step_base_s + step_per_seq_s * b, max_batch,
+                                output_tokens, prefill_latency_s)
+
+    def step_s(self, batch: float) -> float:
+        """Seconds of one decode step at a (fractional) batch, linear between table entries, clamped to
+        [1, max_batch]."""
+        tab = self.step_table_s
+        if len(tab) == 1:
+            return tab[0]
+        b = min(max(batch, 1.0), float(len(tab)))
+        i = min(int(b), len(tab) - 1)  # 1-based lower entry
+        return tab[i - 1] + (tab[min(i, len(tab) - 1)] - tab[i - 1]) * (b - i)
+
+    def step_slope_s(self, batch: float) -> float:
+        """d step / d batch (seconds per extra sequence) around ``batch``."""
+        tab = self.step_table_s
+        if len(tab) == 1:
+            return 0.0
+        i = min(max(int(batch), 1), len(tab) - 1)
+        return tab[i] - tab[i - 1]
+
+
+@dataclass(frozen=True)
+class LoadState:
+    """The model's steady state at a rate: ``tpot_s`` mean TPOT (s), ``tpot_sd_s`` its spread across
+    requests (s), ``batch`` the batch a decoding sequence sees, ``slot_s`` seconds a slot is held,
+    ``slot_load`` = λ·slot_s (busy slots, Erlangs)."""
+
+    rate_rps: float
+    tpot_s: float
+    tpot_sd_s: float
+    batch: float
+    slot_s: float
+    slot_load: float
+
+
+def _tpot_mean_s(t: ReplicaTiming, rate_rps: float) -> float:
+    """Least fixed point of τ = step(min(B, 1 + λ·N·τ)) / (1 − λ·P), seconds (inf if λ·P ≥ 1)."""
+    stall = 1.0 - rate_rps * t.prefill_s
+    if stall <= 0:
+        return math.inf
+    tau = t.step_s(1.0) / stall
+    for _ in range(100_000):
+        nxt = t.step_s(1.0 + rate_rps * t.output_tokens * tau) / stall
+        if nxt - tau <= 1e-13 * nxt:
+            return max(nxt, tau)
+        tau = nxt
+    return tau
+
+
+def load_state(t: ReplicaTiming, rate_rps: float) -> LoadState:
+    """The mean-value steady state at ``rate_rps`` (requests/s); see the module docstring."""
+    lam = max(rate_rps, 0.0)
+    tau = _tpot_mean_s(t, lam)
+    if math.isinf(tau):
+        return LoadState(lam, math.inf, 0.0, float(t.max_batch), math.inf, math.inf)
+    n = t.output_tokens
+    big_b = t.max_batch
+    others = lam * n * tau  # L: mean number of other decoding sequences
+    b = min(float(big_b), 1.0 + others)
+    tpot_sd = _tpot_sd_s(t, lam, tau, b)
+    slot = t.prefill_s + n * tau
+    return LoadState(lam, tau, tpot_sd, b, slot, lam * slot)
+
+
+def _tpot_sd_s(t: ReplicaTiming, lam: float, tau: float, b: float) -> float:
+    """Spread (seconds) of a request's TPOT: batch term c·(others averaged over D) and stall term P·K/N."""
+    n = t.output_tokens
+    ell = lam * n * tau
+    c = t.step_slope_s(b) if b < t.max_batch else 0.0
+    p_n = t.prefill_s / n
+    var = c * c * (2.0 * ell / 3.0) + p_n * p_n * ell + c * p_n * ell
+    return math.sqrt(max(var, 0.0))
+
+
+def capacity_rps(t: ReplicaTiming) -> float:
+    """Largest stable rate (requests/s): sup of λ with λ·P < 1 and λ·(P + N·τ(λ)) < max_batch."""
+    hi = 1.0 / t.prefill_s if t.prefill_s > 0 else math.inf
+    hi = min(hi, t.max_batch / (t.output_tokens * t.step_s(1.0)) * 1.000001)
+    lo = 0.0
+    for _ in range(_BISECT_ITERS):
+        mid = 0.5 * (lo + hi)
+        if load_state(t, mid).slot_load < t.max_batch:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _erlang_c(servers: int, load: float) -> float:
+    """Erlang C: probability an arrival waits in M/M/servers at offered load ``load`` (< servers)."""
+    if load <= 0:
+        return 0.0
+    blocking = 1.0
+    for k in range(1, servers + 1):
+        blocking = load * blocking / (k + load * blocking)
+    rho = load / servers
+    return blocking / (1.0 - rho * (1.0 - blocking))
+
+
+def _z(percentile: float) -> float:
+    if not 0 < percentile < 100:
+        raise ValueError(f"percentile must be in (0, 100), got {percentile}")
+    return NormalDist().inv_cdf(percentile / 100.0)
+
+
+def wait_at_rate_s(t: ReplicaTiming, rate_rps: float, percentile: float) -> float:
+    """Percentile of the wait before a request's prefill starts (seconds) at ``rate_rps``; inf at or above
+    :func:`capacity_rps`."""
+    _z(percentile)
+    if rate_rps <= 0:
+        return 0.0
+    st = load_state(t, rate_rps)
+    big_b = t.max_batch
+    if not st.slot_load < big_b or rate_rps >= capacity_rps(t):
+        return math.inf
+    lam, p, n = rate_rps, t.prefill_s, t.output_tokens
+    # slot wait: M/G/B, Allen–Cunneen
+    c_wait = _erlang_c(big_b, st.slot_load)
+    cs2 = (n * st.tpot_sd_s / st.slot_s) ** 2
+    w_slot = c_wait * st.slot_s / (big_b - st.slot_load) * (1.0 + cs2) / 2.0
+    # engine wait: non-preemptive priority M/G/1, prefills first
+    ell = lam * n * st.tpot_s
+    b_step = min(float(big_b), ell / -math.expm1(-ell)) if ell > 0 else 1.0
+    step = t.step_s(b_step)
+    f_dec = min(lam * n * step / b_step, max(0.0, 1.0 - lam * p))
+    resid = lam * p * p / 2.0 + f_dec * step / 2.0
+    w_eng = resid / (1.0 - lam * p)
+    rho_e = min(1.0, lam * p + f_dec)
+    tail = 1.0 - percentile / 100.0
+
+    def exceed(x: float) -> float:
+        out = 0.0
+        if c_wait > 0 and w_slot > 0:
+            out += c_wait * math.exp(-x * c_wait / w_slot)
+        if rho_e > 0 and w_eng > 0:
+            out += (1.0 - c_wait) * rho_e * math.exp(-x * rho_e / w_eng)
+        return out
+
+    if exceed(0.0) <= tail:
+        return 0.0
+    lo, hi = 0.0, max(w_slot / max(c_wait, 1e-300), w_eng / max(rho_e, 1e-300), 1e-12)
+    while exceed(hi) > tail:
+        hi *= 2.0
+    for _ in range(_BISECT_ITERS):
+        mid = 0.5 * (lo + hi)
+        if exceed(mid) > tail:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def ttft_at_rate_s(t: ReplicaTiming, rate_rps: float, percentile: float = 90.0) -> float:
+    """Percentile time to first token (seconds): queueing wait + prefill latency, at a Poisson arrival
+    rate of ``rate_rps`` requests/s; inf at or above :func:`capacity_rps`."""
+    return wait_at_rate_s(t, rate_rps, percentile) + t.first_token_s
+
+
+def tpot_at_rate_ms(t: ReplicaTiming, rate_rps: float, percentile: float = 90.0) -> float:
+    """Percentile (across requests) of a request's mean time per output token, milliseconds, at
+    ``rate_rps`` requests/s. Finite even above capacity (the batch saturates at max_batch; the queue
+    grows instead, which :func:`ttft_at_rate_s` reports as inf); inf only when λ·prefill_s ≥ 1."""
+    z = _z(percentile)
+    st = load_state(t, max(rate_rps, 0.0))
+    if math.isinf(st.tpot_s):
+        return math.inf
+    free = st.tpot_s + z * st.tpot_sd_s
+    # the batch part is capped at max_batch: at most step(B) plus the prefill stalls' own quantile
+    ell = st.rate_rps * t.output_tokens * st.tpot_s
+    stall_sd = t.prefill_s / t.output_tokens * math.sqrt(ell)
+    capped = t.step_s(t.max_batch) + st.rate_rps * t.prefill_s * st.tpot_s + z * stall_sd
+    return 1e3 * max(t.step_s(1.0), min(free, capped))
+
+
+def max_rate_rps(t: ReplicaTiming, ttft_slo_ms: float | None, tpot_slo_ms: float | None,
+                 percentile: float = 90.0) -> float:
+    """Largest request rate (requests/s) at which the ``percentile`` TTFT ≤ ``ttft_slo_ms`` and the
+    ``percentile`` TPOT ≤ ``tpot_slo_ms`` (None or ≤ 0: no such limit). 0 when a lone request misses
+    a limit; :func:`capacity_rps` when neither limit binds (the supremum of stable rates).
+
+    Bisection over [0, capacity] for a fixed number of halvings returns the largest point of a fixed
+    dyadic grid meeting both limits; TTFT and TPOT both grow with the rate, so a tighter limit never
+    gives a higher rate."""
+    _z(percentile)
+    ttft_lim = ttft_slo_ms if ttft_slo_ms is not None and ttft_slo_ms > 0 else None
+    tpot_lim = tpot_slo_ms if tpot_slo_ms is not None and tpot_slo_ms > 0 else None
+
+    def ok(rate: float) -> bool:
+        if ttft_lim is not None and ttft_at_rate_s(t, rate, percentile) * 1e3 > ttft_lim:
+            return False
+        return tpot_lim is None or tpot_at_rate_ms(t, rate, percentile) <= tpot_lim
+
+    if not ok(0.0):
+        return 0.0
+    cap = capacity_rps(t)
+    if ok(cap):
+        return cap
+    lo, hi = 0.0, cap
+    for _ in range(_BISECT_ITERS):
+        mid = 0.5 * (lo + hi)
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def utilisation(t: ReplicaTiming, rate_rps: float) -> float:
+    """``rate_rps`` as a fraction of :func:`capacity_rps` (dimensionless)."""
+    return rate_rps / capacity_rps(t)
+
+
+def rate_at_utilisation_rps(t: ReplicaTiming, utilisation_frac: float) -> float:
+    """The request rate (requests/s) at a fraction of :func:`capacity_rps`."""
+    return utilisation_frac * capacity_rps(t)
+
+
+def table_from_pairs(pairs: Sequence[tuple[int, float]], max_batch: int) -> tuple[float, ...]:
+    """A step table (seconds, b = 1..max_batch) from measured ``(batch, step_s)`` points, linear between
+    them and flat beyond the ends."""
+    pts = sorted(pairs)
+    if not pts:
+        raise ValueError("no (batch, step_s) points")
+    out = []
+    for b in range(1, max_batch + 1):
+        if b <= pts[0][0]:
+            out.append(pts[0][1])
+        elif b >= pts[-1][0]:
+            out.append(pts[-1][1])
+        else:
+            for (b0, s0), (b1, s1) in zip(pts, pts[1:], strict=False):
+                if b0 <= b <= b1:
+                    out.append(s0 + (s1 - s0) * (b - b0) / (b1 - b0))
+                    break
+    return tuple(out)
