@@ -49,6 +49,7 @@ class SimResult:
 
     ttft_s: np.ndarray
     tpot_s: np.ndarray
+    in_system: np.ndarray  # requests in the replica (slots + queue) when each one was first seen
     events: int
     sim_time_s: float
 
@@ -77,6 +78,7 @@ def simulate(prefill_s: float, step_table_s: tuple[float, ...] | list[float], ou
     arrivals = np.cumsum(rng.exponential(1.0 / rate_rps, n_requests)).tolist()
     first = [math.nan] * n_requests
     done = [math.nan] * n_requests
+    seen = [0] * n_requests
     limit = max_events if max_events is not None else 20 * n_requests + 100
 
     queue: deque[int] = deque()
@@ -91,6 +93,7 @@ def simulate(prefill_s: float, step_table_s: tuple[float, ...] | list[float], ou
         if events > limit:
             raise RuntimeError(f"simulation exceeded {limit} events")
         while nxt < n_requests and arrivals[nxt] <= t:
+            seen[nxt] = len(heap) + len(queue)
             queue.append(nxt)
             nxt += 1
         active = len(heap)
@@ -121,7 +124,7 @@ def simulate(prefill_s: float, step_table_s: tuple[float, ...] | list[float], ou
     f = np.asarray(first[lo:hi])
     d = np.asarray(done[lo:hi])
     prefill_end = f - first_lat + prefill_s
-    return SimResult(f - arr, (d - prefill_end) / n_out, events, t)
+    return SimResult(f - arr, (d - prefill_end) / n_out, np.asarray(seen[lo:hi]), events, t)
 
 
 def simulate_timing(timing: TimingLike, rate_rps: float, n_requests: int = 20_000, seed: int = 0) -> SimResult:

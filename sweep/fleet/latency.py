@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 _BISECT_ITERS = 60
+_QUAD = 8  # midpoint-rule points for the decode-step residual
 
 
 @dataclass(frozen=True)
@@ -129,15 +130,22 @@ class ReplicaTiming:
 @dataclass(frozen=True)
 class LoadState:
     """The model's steady state at a rate: ``tpot_s`` mean TPOT (s), ``tpot_sd_s`` its spread across
-    requests (s), ``batch`` the batch a decoding sequence sees, ``slot_s`` seconds a slot is held,
-    ``slot_load`` = λ·slot_s (busy slots, Erlangs)."""
+    requests (s), ``batch`` the batch a decoding sequence sees, ``slot_wait_prob`` the probability an
+    arrival finds every slot taken, ``drain_rps`` the departure rate with every slot taken (= capacity)."""
 
     rate_rps: float
     tpot_s: float
     tpot_sd_s: float
     batch: float
-    slot_s: float
-    slot_load: float
+    slot_wait_prob: float
+    drain_rps: float
+
+
+def capacity_rps(t: ReplicaTiming) -> float:
+    """Largest sustainable rate (requests/s): every slot busy, the engine does B decode steps' share plus
+    a prefill per departure: ``B / (B·P + N·step(B))`` — perf.py's ``throughput / output_tokens``."""
+    big_b = t.max_batch
+    return big_b / (big_b * t.prefill_s + t.output_tokens * t.step_s(big_b))
 
 
 def _tpot_mean_s(t: ReplicaTiming, rate_rps: float) -> float:
@@ -154,54 +162,71 @@ def _tpot_mean_s(t: ReplicaTiming, rate_rps: float) -> float:
     return tau
 
 
+def _slot_chain(t: ReplicaTiming, lam: float) -> float:
+    """P(an arrival finds all B slots taken) in the engine-work birth–death chain (λ < capacity)."""
+    big_b, p, n = t.max_batch, t.prefill_s, t.output_tokens
+    log_w = 0.0
+    logs = [0.0]
+    for b in range(1, big_b + 1):
+        log_w += math.log(lam * (p + n * t.step_s(b) / b))  # λ / μ(b)
+        logs.append(log_w)
+    r = lam / capacity_rps(t)
+    top = max(logs)
+    w = [math.exp(x - top) for x in logs]
+    full = w[big_b] / (1.0 - r)  # states n ≥ B: geometric with ratio r
+    return full / (sum(w[:big_b]) + full)
+
+
 def load_state(t: ReplicaTiming, rate_rps: float) -> LoadState:
-    """The mean-value steady state at ``rate_rps`` (requests/s); see the module docstring."""
+    """The steady state at ``rate_rps`` (requests/s); see the module docstring. Past capacity the slot
+    wait probability is 1 (the queue grows without bound)."""
     lam = max(rate_rps, 0.0)
+    cap = capacity_rps(t)
     tau = _tpot_mean_s(t, lam)
-    if math.isinf(tau):
-        return LoadState(lam, math.inf, 0.0, float(t.max_batch), math.inf, math.inf)
-    n = t.output_tokens
-    big_b = t.max_batch
-    others = lam * n * tau  # L: mean number of other decoding sequences
-    b = min(float(big_b), 1.0 + others)
-    tpot_sd = _tpot_sd_s(t, lam, tau, b)
-    slot = t.prefill_s + n * tau
-    return LoadState(lam, tau, tpot_sd, b, slot, lam * slot)
+    b = min(float(t.max_batch), 1.0 + lam * t.output_tokens * tau) if math.isfinite(tau) else t.max_batch
+    sd = _tpot_sd_s(t, lam, tau, b) if math.isfinite(tau) else 0.0
+    wait = 0.0 if lam == 0 else (1.0 if lam >= cap else _slot_chain(t, lam))
+    return LoadState(lam, tau, sd, b, wait, cap)
 
 
 def _tpot_sd_s(t: ReplicaTiming, lam: float, tau: float, b: float) -> float:
-    """Spread (seconds) of a request's TPOT: batch term c·(others averaged over D) and stall term P·K/N."""
+    """Spread (seconds) of a request's TPOT: batch term c·(others averaged over its life) and stall term
+    P·K/N, amplified by the feedback A = 1/(1 − λ·P − λ·N·c) (a slower life sees more arrivals)."""
     n = t.output_tokens
     ell = lam * n * tau
     c = t.step_slope_s(b) if b < t.max_batch else 0.0
     p_n = t.prefill_s / n
     var = c * c * (2.0 * ell / 3.0) + p_n * p_n * ell + c * p_n * ell
-    return math.sqrt(max(var, 0.0))
+    amp = 1.0 / max(1.0 - lam * t.prefill_s - lam * n * c, 0.1)
+    return amp * math.sqrt(max(var, 0.0))
 
 
-def capacity_rps(t: ReplicaTiming) -> float:
-    """Largest stable rate (requests/s): sup of λ with λ·P < 1 and λ·(P + N·τ(λ)) < max_batch."""
-    hi = 1.0 / t.prefill_s if t.prefill_s > 0 else math.inf
-    hi = min(hi, t.max_batch / (t.output_tokens * t.step_s(1.0)) * 1.000001)
-    lo = 0.0
-    for _ in range(_BISECT_ITERS):
+def _md1_exceed(lam: float, d: float, x: float) -> float:
+    """P(wait > x) in an M/D/1 queue (arrival rate ``lam``/s, service ``d`` s), Erlang's exact formula up
+    to 8 services, then its exponential asymptote (decay θ with λ·(e^(θ·d) − 1) = θ)."""
+    rho = lam * d
+    if rho <= 0 or d <= 0:
+        return 0.0
+    if x < 0:
+        return 1.0
+    x0 = 8.0 * d
+    if x <= x0:
+        acc = 0.0
+        for k in range(int(x / d) + 1):
+            y = lam * (k * d - x)
+            acc += y ** k / math.factorial(k) * math.exp(-y)
+        return min(1.0, max(0.0, 1.0 - (1.0 - rho) * acc))
+    lo, hi = 0.0, 1.0 / d
+    while lam * math.expm1(hi * d) < hi:
+        hi *= 2.0
+    lo = 1e-12 / d
+    for _ in range(_BISECT_ITERS):  # the positive root of λ(e^(θd) − 1) − θ
         mid = 0.5 * (lo + hi)
-        if load_state(t, mid).slot_load < t.max_batch:
+        if lam * math.expm1(mid * d) < mid:
             lo = mid
         else:
             hi = mid
-    return lo
-
-
-def _erlang_c(servers: int, load: float) -> float:
-    """Erlang C: probability an arrival waits in M/M/servers at offered load ``load`` (< servers)."""
-    if load <= 0:
-        return 0.0
-    blocking = 1.0
-    for k in range(1, servers + 1):
-        blocking = load * blocking / (k + load * blocking)
-    rho = load / servers
-    return blocking / (1.0 - rho * (1.0 - blocking))
+    return _md1_exceed(lam, d, x0) * math.exp(-lo * (x - x0))
 
 
 def _z(percentile: float) -> float:
@@ -210,47 +235,55 @@ def _z(percentile: float) -> float:
     return NormalDist().inv_cdf(percentile / 100.0)
 
 
+def _slot_tail_factor(t: ReplicaTiming, st: LoadState) -> float:
+    """Allen–Cunneen: a slot's hold time is nearly deterministic (squared coefficient of variation cs²),
+    so the wait for a slot decays 2/(1 + cs²) times faster than M/M/B's."""
+    slot_s = t.prefill_s + t.output_tokens * st.tpot_s
+    cs2 = (t.output_tokens * st.tpot_sd_s / slot_s) ** 2
+    return 2.0 / (1.0 + cs2)
+
+
+def wait_exceed_prob(t: ReplicaTiming, rate_rps: float, wait_s: float) -> float:
+    """P(a request waits more than ``wait_s`` seconds before its prefill starts) at ``rate_rps``:
+    ``q·e^(−(cap − λ)·x) + (1 − q)·[P_MD1(wait > x) + f_dec·(1 − x/step)⁺]``."""
+    lam = rate_rps
+    if lam <= 0:
+        return 0.0
+    st = load_state(t, lam)
+    if lam >= st.drain_rps:
+        return 1.0
+    n, p = t.output_tokens, t.prefill_s
+    ell = lam * n * st.tpot_s
+    b_step = min(float(t.max_batch), ell / -math.expm1(-ell)) if ell > 0 else 1.0
+    step = t.step_s(b_step)
+    f_dec = min(lam * n * step / b_step, max(0.0, 1.0 - lam * p))
+    q = st.slot_wait_prob
+    x = wait_s
+    # engine wait = M/D/1 prefill-queue wait + (w.p. v) the residual U(0, step) of a decode step
+    # (Fuhrmann–Cooper decomposition: the decode steps are the prefill server's vacations)
+    v = f_dec / (1.0 - lam * p) if lam * p < 1 else 1.0
+    mid = sum(_md1_exceed(lam, p, x - step * (k + 0.5) / _QUAD) for k in range(_QUAD)) / _QUAD
+    engine = (1.0 - v) * _md1_exceed(lam, p, x) + v * mid
+    return q * math.exp(-(st.drain_rps - lam) * x * _slot_tail_factor(t, st)) + (1.0 - q) * engine
+
+
 def wait_at_rate_s(t: ReplicaTiming, rate_rps: float, percentile: float) -> float:
     """Percentile of the wait before a request's prefill starts (seconds) at ``rate_rps``; inf at or above
     :func:`capacity_rps`."""
     _z(percentile)
     if rate_rps <= 0:
         return 0.0
-    st = load_state(t, rate_rps)
-    big_b = t.max_batch
-    if not st.slot_load < big_b or rate_rps >= capacity_rps(t):
+    if rate_rps >= capacity_rps(t):
         return math.inf
-    lam, p, n = rate_rps, t.prefill_s, t.output_tokens
-    # slot wait: M/G/B, Allen–Cunneen
-    c_wait = _erlang_c(big_b, st.slot_load)
-    cs2 = (n * st.tpot_sd_s / st.slot_s) ** 2
-    w_slot = c_wait * st.slot_s / (big_b - st.slot_load) * (1.0 + cs2) / 2.0
-    # engine wait: non-preemptive priority M/G/1, prefills first
-    ell = lam * n * st.tpot_s
-    b_step = min(float(big_b), ell / -math.expm1(-ell)) if ell > 0 else 1.0
-    step = t.step_s(b_step)
-    f_dec = min(lam * n * step / b_step, max(0.0, 1.0 - lam * p))
-    resid = lam * p * p / 2.0 + f_dec * step / 2.0
-    w_eng = resid / (1.0 - lam * p)
-    rho_e = min(1.0, lam * p + f_dec)
     tail = 1.0 - percentile / 100.0
-
-    def exceed(x: float) -> float:
-        out = 0.0
-        if c_wait > 0 and w_slot > 0:
-            out += c_wait * math.exp(-x * c_wait / w_slot)
-        if rho_e > 0 and w_eng > 0:
-            out += (1.0 - c_wait) * rho_e * math.exp(-x * rho_e / w_eng)
-        return out
-
-    if exceed(0.0) <= tail:
+    if wait_exceed_prob(t, rate_rps, 0.0) <= tail:
         return 0.0
-    lo, hi = 0.0, max(w_slot / max(c_wait, 1e-300), w_eng / max(rho_e, 1e-300), 1e-12)
-    while exceed(hi) > tail:
-        hi *= 2.0
+    lo, hi = 0.0, max(t.prefill_s, t.step_s(t.max_batch))
+    while wait_exceed_prob(t, rate_rps, hi) > tail:
+        lo, hi = hi, hi * 2.0
     for _ in range(_BISECT_ITERS):
         mid = 0.5 * (lo + hi)
-        if exceed(mid) > tail:
+        if wait_exceed_prob(t, rate_rps, mid) > tail:
             lo = mid
         else:
             hi = mid
@@ -265,17 +298,18 @@ def ttft_at_rate_s(t: ReplicaTiming, rate_rps: float, percentile: float = 90.0) 
 
 def tpot_at_rate_ms(t: ReplicaTiming, rate_rps: float, percentile: float = 90.0) -> float:
     """Percentile (across requests) of a request's mean time per output token, milliseconds, at
-    ``rate_rps`` requests/s. Finite even above capacity (the batch saturates at max_batch; the queue
+    ``rate_rps`` requests/s. Finite even at or above capacity (the batch saturates at max_batch; the queue
     grows instead, which :func:`ttft_at_rate_s` reports as inf); inf only when λ·prefill_s ≥ 1."""
     z = _z(percentile)
-    st = load_state(t, max(rate_rps, 0.0))
+    lam = max(rate_rps, 0.0)
+    st = load_state(t, lam)
     if math.isinf(st.tpot_s):
         return math.inf
     free = st.tpot_s + z * st.tpot_sd_s
-    # the batch part is capped at max_batch: at most step(B) plus the prefill stalls' own quantile
-    ell = st.rate_rps * t.output_tokens * st.tpot_s
-    stall_sd = t.prefill_s / t.output_tokens * math.sqrt(ell)
-    capped = t.step_s(t.max_batch) + st.rate_rps * t.prefill_s * st.tpot_s + z * stall_sd
+    # the batch part is capped at max_batch: at most step(B) plus the prefill stalls and their spread
+    ell = lam * t.output_tokens * st.tpot_s
+    stall_sd = t.prefill_s / t.output_tokens * math.sqrt(ell) / (1.0 - lam * t.prefill_s)
+    capped = t.step_s(t.max_batch) + lam * t.prefill_s * st.tpot_s + z * stall_sd
     return 1e3 * max(t.step_s(1.0), min(free, capped))
 
 
