@@ -201,32 +201,45 @@ def _tpot_sd_s(t: ReplicaTiming, lam: float, tau: float, b: float) -> float:
     return amp * math.sqrt(max(var, 0.0))
 
 
-def _md1_exceed(lam: float, d: float, x: float) -> float:
-    """P(wait > x) in an M/D/1 queue (arrival rate ``lam``/s, service ``d`` s), Erlang's exact formula up
-    to 8 services, then its exponential asymptote (decay θ with λ·(e^(θ·d) − 1) = θ)."""
-    rho = lam * d
-    if rho <= 0 or d <= 0:
-        return 0.0
-    if x < 0:
-        return 1.0
-    x0 = 8.0 * d
-    if x <= x0:
+class _MD1:
+    """Waiting time of an M/D/1 queue (arrival rate ``lam``/s, service ``d`` s): Erlang's exact formula up
+    to 8 services, then its exponential asymptote (decay θ, the root of λ·(e^(θ·d) − 1) = θ)."""
+
+    def __init__(self, lam: float, d: float) -> None:
+        self.lam, self.d = lam, d
+        self.rho = lam * d
+        self.x0 = 8.0 * d
+        self.theta = 0.0
+        self.at_x0 = 0.0
+        if 0 < self.rho < 1:
+            lo, hi = 1e-12 / d, 1.0 / d
+            while lam * math.expm1(hi * d) < hi:
+                hi *= 2.0
+            for _ in range(_BISECT_ITERS):
+                mid = 0.5 * (lo + hi)
+                if lam * math.expm1(mid * d) < mid:
+                    lo = mid
+                else:
+                    hi = mid
+            self.theta = lo
+            self.at_x0 = self._exact(self.x0)
+
+    def _exact(self, x: float) -> float:
         acc = 0.0
-        for k in range(int(x / d) + 1):
-            y = lam * (k * d - x)
+        for k in range(int(x / self.d) + 1):
+            y = self.lam * (k * self.d - x)
             acc += y ** k / math.factorial(k) * math.exp(-y)
-        return min(1.0, max(0.0, 1.0 - (1.0 - rho) * acc))
-    lo, hi = 0.0, 1.0 / d
-    while lam * math.expm1(hi * d) < hi:
-        hi *= 2.0
-    lo = 1e-12 / d
-    for _ in range(_BISECT_ITERS):  # the positive root of λ(e^(θd) − 1) − θ
-        mid = 0.5 * (lo + hi)
-        if lam * math.expm1(mid * d) < mid:
-            lo = mid
-        else:
-            hi = mid
-    return _md1_exceed(lam, d, x0) * math.exp(-lo * (x - x0))
+        return min(1.0, max(0.0, 1.0 - (1.0 - self.rho) * acc))
+
+    def exceed(self, x: float) -> float:
+        """P(wait > x)."""
+        if x < 0:
+            return 1.0
+        if self.rho <= 0:
+            return 0.0
+        if x <= self.x0:
+            return self._exact(x)
+        return self.at_x0 * math.exp(-self.theta * (x - self.x0))
 
 
 def _z(percentile: float) -> float:
@@ -235,55 +248,65 @@ def _z(percentile: float) -> float:
     return NormalDist().inv_cdf(percentile / 100.0)
 
 
-def _slot_tail_factor(t: ReplicaTiming, st: LoadState) -> float:
-    """Allen–Cunneen: a slot's hold time is nearly deterministic (squared coefficient of variation cs²),
-    so the wait for a slot decays 2/(1 + cs²) times faster than M/M/B's."""
-    slot_s = t.prefill_s + t.output_tokens * st.tpot_s
-    cs2 = (t.output_tokens * st.tpot_sd_s / slot_s) ** 2
-    return 2.0 / (1.0 + cs2)
+class _WaitModel:
+    """The wait before a request's prefill starts, at one rate below capacity (see the module docstring):
+    ``P(wait > x) = q·e^(−κ·(cap − λ)·x) + (1 − q)·P(M + V > x)`` with M the M/D/1 prefill-queue wait and
+    V the residual U(0, step) of a decode step with probability v."""
+
+    def __init__(self, t: ReplicaTiming, lam: float) -> None:
+        st = load_state(t, lam)
+        n, p = t.output_tokens, t.prefill_s
+        ell = lam * n * st.tpot_s
+        b_step = min(float(t.max_batch), ell / -math.expm1(-ell)) if ell > 0 else 1.0
+        self.step = t.step_s(b_step)
+        f_dec = min(lam * n * self.step / b_step, max(0.0, 1.0 - lam * p))  # time share in decode steps
+        self.v = f_dec / (1.0 - lam * p)
+        self.q = st.slot_wait_prob
+        # Allen–Cunneen: a slot's hold time is nearly deterministic (squared coefficient of variation cs²),
+        # so the wait for a slot decays 2/(1 + cs²) times faster than M/M/B's
+        slot_s = p + n * st.tpot_s
+        cs2 = (n * st.tpot_sd_s / slot_s) ** 2
+        self.decay = (st.drain_rps - lam) * 2.0 / (1.0 + cs2)
+        self.md1 = _MD1(lam, p)
+
+    def exceed(self, x: float) -> float:
+        """P(wait > x seconds)."""
+        if x < 0:
+            return 1.0
+        md1 = self.md1.exceed
+        mid = sum(md1(x - self.step * (k + 0.5) / _QUAD) for k in range(_QUAD)) / _QUAD
+        engine = (1.0 - self.v) * md1(x) + self.v * mid
+        return self.q * math.exp(-self.decay * x) + (1.0 - self.q) * engine
 
 
 def wait_exceed_prob(t: ReplicaTiming, rate_rps: float, wait_s: float) -> float:
-    """P(a request waits more than ``wait_s`` seconds before its prefill starts) at ``rate_rps``:
-    ``q·e^(−(cap − λ)·x) + (1 − q)·[P_MD1(wait > x) + f_dec·(1 − x/step)⁺]``."""
-    lam = rate_rps
-    if lam <= 0:
+    """P(a request waits more than ``wait_s`` seconds before its prefill starts) at ``rate_rps``
+    (requests/s); 1 at or above capacity, 0 at rate 0."""
+    if rate_rps <= 0:
         return 0.0
-    st = load_state(t, lam)
-    if lam >= st.drain_rps:
+    if rate_rps >= capacity_rps(t):
         return 1.0
-    n, p = t.output_tokens, t.prefill_s
-    ell = lam * n * st.tpot_s
-    b_step = min(float(t.max_batch), ell / -math.expm1(-ell)) if ell > 0 else 1.0
-    step = t.step_s(b_step)
-    f_dec = min(lam * n * step / b_step, max(0.0, 1.0 - lam * p))
-    q = st.slot_wait_prob
-    x = wait_s
-    # engine wait = M/D/1 prefill-queue wait + (w.p. v) the residual U(0, step) of a decode step
-    # (Fuhrmann–Cooper decomposition: the decode steps are the prefill server's vacations)
-    v = f_dec / (1.0 - lam * p) if lam * p < 1 else 1.0
-    mid = sum(_md1_exceed(lam, p, x - step * (k + 0.5) / _QUAD) for k in range(_QUAD)) / _QUAD
-    engine = (1.0 - v) * _md1_exceed(lam, p, x) + v * mid
-    return q * math.exp(-(st.drain_rps - lam) * x * _slot_tail_factor(t, st)) + (1.0 - q) * engine
+    return _WaitModel(t, rate_rps).exceed(wait_s)
 
 
 def wait_at_rate_s(t: ReplicaTiming, rate_rps: float, percentile: float) -> float:
     """Percentile of the wait before a request's prefill starts (seconds) at ``rate_rps``; inf at or above
-    :func:`capacity_rps`."""
+    :func:`capacity_rps`. The smallest x (to 1e-9 relative) with P(wait > x) ≤ 1 − percentile/100."""
     _z(percentile)
     if rate_rps <= 0:
         return 0.0
     if rate_rps >= capacity_rps(t):
         return math.inf
     tail = 1.0 - percentile / 100.0
-    if wait_exceed_prob(t, rate_rps, 0.0) <= tail:
+    wm = _WaitModel(t, rate_rps)
+    if wm.exceed(0.0) <= tail:
         return 0.0
     lo, hi = 0.0, max(t.prefill_s, t.step_s(t.max_batch))
-    while wait_exceed_prob(t, rate_rps, hi) > tail:
+    while wm.exceed(hi) > tail:
         lo, hi = hi, hi * 2.0
-    for _ in range(_BISECT_ITERS):
+    while hi - lo > 1e-9 * hi:
         mid = 0.5 * (lo + hi)
-        if wait_exceed_prob(t, rate_rps, mid) > tail:
+        if wm.exceed(mid) > tail:
             lo = mid
         else:
             hi = mid
@@ -302,14 +325,14 @@ def tpot_at_rate_ms(t: ReplicaTiming, rate_rps: float, percentile: float = 90.0)
     grows instead, which :func:`ttft_at_rate_s` reports as inf); inf only when λ·prefill_s ≥ 1."""
     z = _z(percentile)
     lam = max(rate_rps, 0.0)
-    st = load_state(t, lam)
-    if math.isinf(st.tpot_s):
+    tau = _tpot_mean_s(t, lam)
+    if math.isinf(tau):
         return math.inf
-    free = st.tpot_s + z * st.tpot_sd_s
+    ell = lam * t.output_tokens * tau
+    free = tau + z * _tpot_sd_s(t, lam, tau, min(float(t.max_batch), 1.0 + ell))
     # the batch part is capped at max_batch: at most step(B) plus the prefill stalls and their spread
-    ell = lam * t.output_tokens * st.tpot_s
     stall_sd = t.prefill_s / t.output_tokens * math.sqrt(ell) / (1.0 - lam * t.prefill_s)
-    capped = t.step_s(t.max_batch) + lam * t.prefill_s * st.tpot_s + z * stall_sd
+    capped = t.step_s(t.max_batch) + lam * t.prefill_s * tau + z * stall_sd
     return 1e3 * max(t.step_s(1.0), min(free, capped))
 
 
@@ -326,9 +349,13 @@ def max_rate_rps(t: ReplicaTiming, ttft_slo_ms: float | None, tpot_slo_ms: float
     ttft_lim = ttft_slo_ms if ttft_slo_ms is not None and ttft_slo_ms > 0 else None
     tpot_lim = tpot_slo_ms if tpot_slo_ms is not None and tpot_slo_ms > 0 else None
 
+    tail = 1.0 - percentile / 100.0
+
     def ok(rate: float) -> bool:
-        if ttft_lim is not None and ttft_at_rate_s(t, rate, percentile) * 1e3 > ttft_lim:
-            return False
+        if ttft_lim is not None:  # percentile TTFT ≤ limit  ⟺  P(wait > limit − prefill latency) ≤ tail
+            budget_s = ttft_lim / 1e3 - t.first_token_s
+            if budget_s < 0 or wait_exceed_prob(t, rate, budget_s) > tail:
+                return False
         return tpot_lim is None or tpot_at_rate_ms(t, rate, percentile) <= tpot_lim
 
     if not ok(0.0):
