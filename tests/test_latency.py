@@ -3,7 +3,7 @@
 
 Prints the table (analytic vs simulated, error %) and asserts the stated bounds:
 
-- TTFT p50 and p90 within ``TTFT_BOUND`` where the model's slot-wait probability is below ``KNEE`` (the p90
+- TTFT p50 within ``TTFT50_BOUND`` and p90 within ``TTFT90_BOUND`` where the model's slot-wait probability is below ``KNEE`` (the p90
   is an engine wait, not a wait for a free slot) — the regime up to utilisation 0.7–0.9 depending on the
   shape. At the knee (slot waits start to set the p90) a fixed-load TTFT error is large by nature (the
   percentile jumps from ~prefill to seconds over a few % of load); there the figure that matters is the
@@ -37,14 +37,16 @@ SHAPES = {
     "B128 short prompt": ReplicaTiming.affine(0.03, 0.012, 0.00015, 128, 256),
     "B16 long prompt": ReplicaTiming.affine(0.5, 0.02, 0.001, 16, 256),
     "B64 long prompt": ReplicaTiming.affine(0.25, 0.015, 0.0004, 64, 512),
+    "B32 steep step": ReplicaTiming.affine(0.05, 0.005, 0.002, 32, 200),  # compute-bound: step ∝ batch
 }
 UTILISATIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 N_REQUESTS = 20_000
 KNEE = 0.05  # model's P(wait for a slot) below which the TTFT bound applies
-TTFT_BOUND = 0.15
-TPOT50_BOUND = 0.08
+TTFT50_BOUND = 0.10
+TTFT90_BOUND = 0.25
+TPOT50_BOUND = 0.10
 TPOT90_BOUND = 0.20
-RATE_BOUND = 0.12
+RATE_BOUND = 0.15
 
 
 def _err(model: float, sim: float) -> float:
@@ -94,8 +96,8 @@ def test_model_vs_simulator(grid: list[dict]) -> None:
     for r in grid:
         where = f"{r['shape']} at utilisation {r['u']}"
         if r["slot_wait"] < KNEE:
-            for k in ("ttft50", "ttft90"):
-                assert abs(_err(*r[k])) <= TTFT_BOUND, (where, k, r[k])
+            assert abs(_err(*r["ttft50"])) <= TTFT50_BOUND, (where, r["ttft50"])
+            assert abs(_err(*r["ttft90"])) <= TTFT90_BOUND, (where, r["ttft90"])
         assert abs(_err(*r["tpot50"])) <= TPOT50_BOUND, (where, r["tpot50"])
         assert abs(_err(*r["tpot90"])) <= TPOT90_BOUND, (where, r["tpot90"])
     # the bounded regime reaches utilisation 0.5 for every shape (0.7–0.9 for all but the small batch)
@@ -103,7 +105,7 @@ def test_model_vs_simulator(grid: list[dict]) -> None:
         assert max(r["u"] for r in grid if r["shape"] == name and r["slot_wait"] < KNEE) >= 0.5
 
 
-def _sim_max_rate(tm: ReplicaTiming, ttft_slo_ms: float, percentile: float, n: int = 10_000) -> float:
+def _sim_max_rate(tm: ReplicaTiming, ttft_slo_ms: float, percentile: float, n: int = 20_000) -> float:
     """The simulator's largest rate meeting the TTFT limit (same seed at every rate, so the arrival times
     only scale: common random numbers), bisection to 0.5 % of capacity."""
     cap = capacity_rps(tm)
