@@ -1,53 +1,59 @@
-"""Latency of one replica at load (SPEC §4.2): percentile TTFT and TPOT at a Poisson request rate.
+"""Latency of one replica at load (SPEC §4.2): percentile TTFT and TPOT at a Poisson request rate, and the
+largest rate meeting TTFT and TPOT limits.
 
 Pure numbers: no other ``sweep`` module is imported. The caller passes a :class:`ReplicaTiming` built from
-the performance model (prefill seconds per request, decode step seconds for 1..max_batch sequences).
+the performance model: P = ``prefill_s`` (engine seconds per request's prefill), ``step(b)`` = the decode
+step (round) for b = 1..B sequences without prefill work (B = ``max_batch``), N = ``output_tokens``.
 
-**The replica** (continuous batching, as ``pipeline_estimate`` amortises it): ``max_batch`` = B slots. A
-request arrives (Poisson, rate λ requests/s), waits FIFO for a free slot, then its prefill runs on the
-engine for ``prefill_s`` = P seconds *before* the next decode step (prefill priority: the running sequences
-stall meanwhile, as vLLM does without chunked prefill; a chunked prefill mixed into decode steps costs the
-same engine time), and emits the first token; then ``output_tokens`` = N decode steps, each taking
-``step_s(b)`` for the b sequences decoding together. Over a request's life the engine spends λ·P of every
-second on other requests' prefills, so
+**The replica** (continuous batching, the interleaving ``pipeline_estimate`` amortises as b·P/N per
+round): requests arrive at rate λ (Poisson) and wait FIFO for one of B slots. At each step boundary the
+engine runs the prefill of a waiting request that has a slot (P seconds; the decoding sequences stall —
+prefill priority, as vLLM without chunked prefill; a chunked prefill costs the same engine time), which
+emits the first token after ``prefill_latency_s`` (= P; for a pipeline the stage sum); then N decode steps
+of ``step(b)`` for the b sequences decoding together. ``benchmarks/latency_sim.py`` simulates exactly this.
 
-- **TPOT** (mean time per output token of a request, the decode phase): ``τ = step(b̄)/(1 − λ·P)``,
-  i.e. ``τ = step(b̄) + λ·P·τ``; at full load, λ = b/(N·τ), this is perf.py's round time
-  ``step(b) + b·P/N``. The batch a decoding sequence sees is itself plus the others, which for Poisson
-  arrivals are Poisson with mean L = λ·N·τ (Little's law, M/G/∞): ``b̄ = min(B, 1 + λ·N·τ)`` — a fixed
-  point in τ, solved by monotone iteration from ``τ₀ = step(1)/(1 − λP)`` (the least fixed point, so it
-  grows with λ). Percentile: a request's TPOT is ``step(b_req) + P·K/N`` with b_req − 1 the others' count
-  averaged over its decode time D = N·τ (variance 2L/3 for arrivals in (−D, D) weighted by overlap) and K
-  the prefills during it (Poisson, variance L, covariance L/2 with the other term); a normal quantile
-  ``τ + z·σ``, the batch part capped at B.
-- **Capacity**: a slot is held for S = P + N·τ, so the slots are stable while ``λ·S(λ) < B`` (and the
-  engine while λ·P < 1); :func:`capacity_rps` is that bound (≈ perf.py's ``throughput / output_tokens``
-  at batch B, a little lower because a slot in prefill is not decoding).
-- **TTFT** = wait + ``prefill_latency_s`` (= P, or the sum over pipeline stages when the engine cost P is
-  the busiest stage's). The wait is a mixture of two cases:
+- **Capacity** ``λ_max = B / (B·P + N·step(B))``: every slot busy, each departure costs its prefill plus
+  a B-th of N steps — perf.py's ``throughput_tok_s / output_tokens`` at batch B.
+- **TPOT** (a request's mean time per output token over its decode): the engine spends λ·P of each second
+  on prefills, so ``τ = step(b̄) / (1 − λ·P)`` (at full load, λ = B/(N·τ), this is perf.py's round time
+  ``step(B) + B·P/N``). The batch a decoding sequence sees is itself plus the others, Poisson with mean
+  λ·N·τ (Little's law; M/G/∞): ``b̄ = min(B, 1 + λ·N·τ)`` — a fixed point, solved by monotone iteration
+  from step(1)/(1 − λP) (the least fixed point, so τ grows with λ). Percentiles: a request's TPOT is
+  ``step(1 + X) + P·K/N`` with X the others averaged over its life (variance 2L/3, L = λ·N·τ) and K the
+  prefills during it (variance L, covariance L/2), times a feedback factor 1/(1 − λP − 0.75·λ·N·step′):
+  a request that lives longer sees more arrivals (0.75 fitted between the derivable 1/2 and 1); a normal
+  quantile ``τ + z·σ``, the batch part capped at B; and exactly step(1) for the percentiles below
+  ``e^(−λ(2·N·τ + P))``, the chance a request overlaps no other.
+- **TTFT** = wait + prefill latency. The wait is a mixture:
 
-  * *a slot is busy* (probability C = Erlang C(B, a = λ·S), the M/M/B probability of waiting): the wait
-    for a slot, M/G/B by the Allen–Cunneen approximation ``W_s = C·S/(B − a)·(1 + cs²)/2`` with
-    cs² = (N·σ_τ/S)² (slot times are nearly deterministic: the M/D/B half of M/M/B), exponential given
-    a wait: mean ``W_s/C``;
-  * *a slot is free*: the wait for the engine to finish its current decode step or the prefills queued
-    ahead: a non-preemptive priority M/G/1 (prefills first): ``W_e = R/(1 − λ·P)`` with residual work
-    ``R = λ·P²/2 + f_dec·step(b_s)/2``, where f_dec = λ·N·step(b_s)/b_s is the engine's share of time in
-    decode steps and b_s = L/(1 − e^(−L)) the mean batch while a step runs; busy with probability
-    ρ_e = λ·P + f_dec, exponential given a wait: mean ``W_e/ρ_e``.
+  * *every slot taken* — probability q from a birth–death chain on the number in the replica, n, with
+    departure rate ``μ(n) = 1/(P + N·step(b)/b)``, b = min(n, B) (the engine is work-conserving; each
+    request needs P plus a b-th of N steps of it; a processor-sharing view, whose queue length is
+    insensitive to the service-time distribution); the chain is geometric above B, so given a wait it is
+    exponential, with rate ``2·(λ_max − λ)`` (M/M/B's rate doubled, Allen–Cunneen for deterministic slot
+    times);
+  * *a slot free* — the engine finishes its current decode step, then the prefills queued ahead (prefill
+    priority): an M/D/1 queue of prefills (Erlang's exact waiting-time distribution, its exponential
+    asymptote beyond 8·P) plus, with probability v = (share of time in decode steps)/(1 − λP), the
+    residual U(0, step) of a decode step (Fuhrmann–Cooper decomposition: the steps are the prefill
+    server's vacations).
 
-  ``P(wait > t) = C·e^(−t·C/W_s) + (1 − C)·ρ_e·e^(−t·ρ_e/W_e)``, inverted for the percentile by bisection.
+  ``P(wait > x) = q·e^(−2(λ_max − λ)x) + (1 − q)·P(M/D/1 wait + V > x)``, inverted by bisection.
+- :func:`max_rate_rps`: bisection over [0, λ_max] on "P(wait > limit − prefill latency) ≤ 1 − percentile
+  and TPOT percentile ≤ limit" — a fixed number of halvings returns the largest point of one fixed dyadic
+  grid meeting both, so a tighter limit never raises it.
 
-**When it errs** (``tests/test_latency.py`` measures it against the discrete-event simulator
-``benchmarks/latency_sim.py``, which implements exactly the replica above, and prints the error table):
-the exponential tails are pessimistic for the engine wait at light load (the residual of a decode step is
-uniform on [0, step], not exponential) and optimistic-to-fair for the slot wait near saturation (Erlang C's
-tail is the M/M/B one; M/D/B queues drain in bursts at step boundaries). The normal TPOT quantile is
-optimistic at very light load (Poisson skew) for steep step curves. Outside the model: prompt/output
-length variation (fixed N and P here — a request mix is buckets, each its own timing), preemption when
-the KV cache runs out (B is the batch the KV cache holds), chunked-prefill budgets that split a prefill
-over several steps (same engine time, smaller TTFT tail for the others), and non-Poisson (bursty) traffic,
-which makes every queueing figure optimistic.
+**How good** (``tests/test_latency.py`` prints the table against the simulator; README "Latency at load"):
+below the *knee* — where q < 5 %, i.e. the p90 is an engine wait, not a slot wait; utilisation ≤ 0.5 for a
+batch of 8, 0.7–0.9 for batches of 16–128 — TTFT p50/p90 are within a few % (worst ~21 % over seeds) and
+TPOT p50/p90 within ~7 %/15 % everywhere. At the knee the fixed-load TTFT p90 error is large either way
+(−45 % … +46 %: the p90 jumps from ~P to seconds within a few % of load; the chain misses the congestion
+feedback of long prefills — optimistic — and M/D/B's decay is pessimistic for small batches); the usable
+rate at a TTFT limit, what the planner uses, stays within ~13 % of the simulator's. Outside the model:
+length variation within a bucket (N and P fixed; a mix is buckets, each its own timing), KV-cache
+preemption (B is the batch the cache holds), chunked-prefill budgets that split a prefill over steps (same
+engine time, a thinner TTFT tail for the others), and bursty (non-Poisson) traffic, which makes every
+queueing figure optimistic.
 """
 
 from __future__ import annotations
