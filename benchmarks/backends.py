@@ -7,7 +7,7 @@ Ray runs only inside a private network namespace: when this is not one and we ar
 re-executes itself under ``unshare -n`` with loopback up (all of it, so every backend sees the same
 conditions); otherwise the Ray rows are skipped with the reason.
 
-Every backend runs ``sweep.runner.run_sweep`` (the code behind ``sweep run``) on the same job into a
+Every backend runs ``sweep.engine.runner.run_sweep`` (the code behind ``sweep run``) on the same job into a
 fresh dataset, no progress output. Figures per run:
 
 - ``wall``: run_sweep's whole call — planning, workers' start, solves, Parquet writes, compaction.
@@ -58,8 +58,8 @@ RAY_INIT = {"include_dashboard": False, "log_to_driver": False, "configure_loggi
 
 def plain_loop(job) -> dict:
     """The sweep's work without the framework: one process, a for loop."""
-    from sweep.methods import run_method
-    from sweep.solve import prepare
+    from sweep.solve.methods import run_method
+    from sweep.solve.prepare import prepare
 
     t0 = time.perf_counter()
     prep_s = solve_s = 0.0
@@ -77,7 +77,7 @@ def plain_loop(job) -> dict:
 
 
 def one_sweep(job, backend: str, workers: int, out: Path) -> dict:
-    from sweep.runner import run_sweep
+    from sweep.engine.runner import run_sweep
 
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     why_not = "skipped by --no-ray" if args.no_ray else ray_status()
     with_ray = not why_not
 
-    from sweep.job import load_job
+    from sweep.inputs.job import load_job
 
     job = load_job(args.job)
     if args.scenarios:

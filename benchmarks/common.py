@@ -195,7 +195,7 @@ def job_sample(job, n: int):
     the whole grid); the job itself when ``n`` is at least its size."""
     from dataclasses import dataclass
 
-    from sweep.job import Job
+    from sweep.inputs.job import Job
 
     if n >= job.size:
         return job

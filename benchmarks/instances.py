@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from benchmarks.common import JOBS
-from sweep.candidates import Candidate
-from sweep.methods import MethodParams
-from sweep.milp import Instance, Slot
+from sweep.fleet.candidates import Candidate
+from sweep.solve.methods import MethodParams
+from sweep.solve.milp import Instance, Slot
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,9 @@ def shipped_cases(n_quickstart: int | None = None, solver: str | None = None) ->
     """``jobs/seed.toml`` and the first ``n_quickstart`` (default: all) scenarios of ``jobs/quickstart.toml``."""
     from dataclasses import replace
 
-    from sweep.job import load_job
-    from sweep.scenario import load_scenario
-    from sweep.solve import prepare
+    from sweep.inputs.job import load_job
+    from sweep.inputs.load import load_scenario
+    from sweep.solve.prepare import prepare
 
     def case(name: str, kind: str, sc) -> Case:
         prep = prepare(sc)

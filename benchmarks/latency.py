@@ -22,9 +22,9 @@ import sys
 import time
 
 from benchmarks.common import JOBS, REPO, add_common_args, fmt, header, median, table, write_csv
-from sweep.methods import gap_pct, run_method
-from sweep.scenario import load_scenario
-from sweep.solve import prepare
+from sweep.inputs.load import load_scenario
+from sweep.solve.methods import gap_pct, run_method
+from sweep.solve.prepare import prepare
 
 TARGET = 1.5
 METHODS = ("dinkelbach", "enumeration")

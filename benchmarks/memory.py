@@ -61,8 +61,8 @@ def _descendants(pid: int) -> list[int]:
 
 def driver(job_path: str, n: int, workers: int) -> dict:
     """Runs in the measured process: one sweep, then its own memory figures."""
-    from sweep.job import load_job
-    from sweep.runner import run_sweep
+    from sweep.engine.runner import run_sweep
+    from sweep.inputs.job import load_job
 
     job = job_sample(load_job(job_path), n)
     after_imports = _status_kb("self", "VmRSS")

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from benchmarks.common import add_common_args, fmt, header, mean, median, table, write_csv
 from benchmarks.instances import Case, random_cases, shipped_cases
-from sweep.methods import ALL_METHODS, EXACT_METHODS, run_method
-from sweep.milp import OPTIMAL, Fleet
+from sweep.solve.methods import ALL_METHODS, EXACT_METHODS, run_method
+from sweep.solve.milp import OPTIMAL, Fleet
 
 REL_TOL = 1e-9
 REFERENCE = "dinkelbach"
@@ -107,8 +107,8 @@ def seed_table(repeat: int) -> list[dict]:
     """Every method on ``jobs/seed.toml``, each timed ``repeat`` times on a freshly prepared scenario
     (no model reused from an earlier run); median seconds."""
     from benchmarks.common import JOBS
-    from sweep.scenario import load_scenario
-    from sweep.solve import prepare
+    from sweep.inputs.load import load_scenario
+    from sweep.solve.prepare import prepare
 
     sc = load_scenario(JOBS / "seed.toml")
     run_method("dinkelbach", prepare(sc).instance, prepare(sc).params)  # warm-up: imports, solver library

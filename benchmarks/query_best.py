@@ -2,7 +2,7 @@
 
     python -m benchmarks.query_best [--rows 1000000] [--parts 4] [--repeat 3] [--out benchmarks/out/query_best.csv]
 
-Builds, in a temporary folder, a dataset with the real schema (sweep.schema): scenarios.parquet and
+Builds, in a temporary folder, a dataset with the real schema (sweep.results.schema): scenarios.parquet and
 solutions in ``--parts`` part files, 19 rows per scenario (weighted, iterative, dinkelbach, pareto and
 15 enumeration budget points; 5% of scenarios without a fleet). A second copy adds a newer part that
 repeats 1% of the task rows, as a crashed-and-resumed sweep leaves before compaction (the reader
@@ -39,8 +39,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sweep import schema
-from sweep.scenario import SCHEMA
+from sweep.inputs.scenario import SCHEMA
+from sweep.results import schema
 
 OTHER_METHODS = ("weighted", "iterative", "dinkelbach", "pareto")
 BUDGETS = tuple(round(0.30 * (34.65 / 0.30) ** (i / 14), 4) for i in range(15))

@@ -5,7 +5,7 @@
 Each instance (seeded random small and large ones, ``jobs/seed.toml`` and every 8th scenario of
 ``jobs/quickstart.toml``) is solved at several budgets — fractions of what renting every available
 node would cost, capped by the scenario's own budget — by the product's budget solve (max tokens/s,
-then least $/h; :class:`sweep.milp.BudgetSolver`, one built model per instance and solver, the budget
+then least $/h; :class:`sweep.solve.milp.BudgetSolver`, one built model per instance and solver, the budget
 row changed between solves), once with HiGHS (in-process, ``highspy``) and once with CBC (PuLP's
 bundled binary, a subprocess per solve), both with a zero relative MIP gap and one thread.
 
@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from benchmarks.common import add_common_args, fmt, header, median, quantile, table, write_csv
 from benchmarks.instances import random_cases, shipped_cases
-from sweep.milp import BudgetSolver
+from sweep.solve.milp import BudgetSolver
 
 FRACTIONS = (0.05, 0.15, 0.4, 1.0)
 SOLVERS = ("highs", "cbc")

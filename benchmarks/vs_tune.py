@@ -74,9 +74,9 @@ def _make_trainable(base: dict, base_dir: str, methods: tuple[str, ...], batched
     def solve(config: dict) -> dict:
         from pathlib import Path as _P
 
-        from sweep.methods import run_method
-        from sweep.scenario import build_scenario
-        from sweep.solve import prepare
+        from sweep.inputs.scenario import build_scenario
+        from sweep.solve.methods import run_method
+        from sweep.solve.prepare import prepare
 
         sc = build_scenario({**base, **config}, _P(base_dir), "tune")
         prep = prepare(sc)
@@ -102,7 +102,7 @@ def tune_child(config: str, job_path: str, n: int, workers: int) -> dict:
     import ray
     from ray import tune
 
-    from sweep.job import load_job
+    from sweep.inputs.job import load_job
 
     job = job_subgrid(load_job(job_path), n)
     points = [dict(zip(job.grid, combo, strict=True)) for combo in itertools.product(*job.grid.values())]
@@ -166,7 +166,7 @@ def run_tune(config: str, job_path: str, n: int, workers: int) -> dict:
 def run_sweep_side(job, workers: int) -> dict:
     import pyarrow.dataset as ds
 
-    from sweep.runner import run_sweep
+    from sweep.engine.runner import run_sweep
 
     with tempfile.TemporaryDirectory(prefix="sweep-bench-vs-tune-") as tmp:
         t0 = time.perf_counter()
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vs_tune: cannot run Ray Tune: {why_not}", file=sys.stderr)
         return 1
 
-    from sweep.job import load_job
+    from sweep.inputs.job import load_job
 
     full = load_job(args.job)
     job = job_subgrid(full, args.scenarios)

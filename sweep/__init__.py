@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ALL_METHODS": "sweep.methods", "EXACT_METHODS": "sweep.methods", "MethodParams": "sweep.methods",
-    "run_method": "sweep.methods",
-    "Candidate": "sweep.candidates", "CandidateTable": "sweep.candidates", "build_candidates": "sweep.candidates",
-    "Solver": "sweep.compat",
+    "ALL_METHODS": "sweep.solve.methods", "EXACT_METHODS": "sweep.solve.methods", "MethodParams": "sweep.solve.methods",
+    "run_method": "sweep.solve.methods",
+    "Candidate": "sweep.fleet.candidates", "CandidateTable": "sweep.fleet.candidates", "build_candidates": "sweep.fleet.candidates",
+    "Solver": "sweep.solve.compat",
     "InputError": "sweep.errors",
-    "Fleet": "sweep.milp", "Instance": "sweep.milp",
-    "open_results": "sweep.query",
-    "MethodResult": "sweep.result",
-    "Scenario": "sweep.scenario", "load_scenario": "sweep.scenario", "scenario_from_dict": "sweep.scenario",
-    "prepare": "sweep.solve", "solve_scenario": "sweep.solve",
-    "Job": "sweep.job", "load_job": "sweep.job",
-    "run_sweep": "sweep.runner",
+    "Fleet": "sweep.solve.milp", "Instance": "sweep.solve.milp",
+    "open_results": "sweep.results.query",
+    "MethodResult": "sweep.solve.result",
+    "Scenario": "sweep.inputs.scenario", "load_scenario": "sweep.inputs.load", "scenario_from_dict": "sweep.inputs.scenario",
+    "prepare": "sweep.solve.prepare", "solve_scenario": "sweep.solve.prepare",
+    "Job": "sweep.inputs.job", "load_job": "sweep.inputs.job",
+    "run_sweep": "sweep.engine.runner",
 }
 
 __all__ = [
@@ -46,14 +46,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors
-    from sweep.candidates import Candidate, CandidateTable, build_candidates
-    from sweep.compat import Solver
+    from sweep.engine.runner import run_sweep
     from sweep.errors import InputError
-    from sweep.job import Job, load_job
-    from sweep.methods import ALL_METHODS, EXACT_METHODS, MethodParams, run_method
-    from sweep.milp import Fleet, Instance
-    from sweep.query import open_results
-    from sweep.result import MethodResult
-    from sweep.runner import run_sweep
-    from sweep.scenario import Scenario, load_scenario, scenario_from_dict
-    from sweep.solve import prepare, solve_scenario
+    from sweep.fleet.candidates import Candidate, CandidateTable, build_candidates
+    from sweep.inputs.job import Job, load_job
+    from sweep.inputs.load import load_scenario
+    from sweep.inputs.scenario import Scenario, scenario_from_dict
+    from sweep.results.query import open_results
+    from sweep.solve.compat import Solver
+    from sweep.solve.methods import ALL_METHODS, EXACT_METHODS, MethodParams, run_method
+    from sweep.solve.milp import Fleet, Instance
+    from sweep.solve.prepare import prepare, solve_scenario
+    from sweep.solve.result import MethodResult

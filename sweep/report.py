@@ -9,9 +9,10 @@ def fmt_cpt(cpt: float | None) -> str:
     return "-" if cpt is None else f"${cpt:.3e}"
 
 
-def fmt_tok_s(x: float | None) -> str:
-    """Tokens/s as given, to at most 3 decimals (966.586 stays 966.586; 17512.0 prints 17,512)."""
-    return "-" if x is None else f"{x:,.3f}".rstrip("0").rstrip(".")
+def fmt_tok_s(x: float | None, grouping: bool = True) -> str:
+    """Tokens/s as given, to at most 3 decimals (966.586 stays 966.586; 17512.0 prints 17,512, or 17512
+    without ``grouping``)."""
+    return "-" if x is None else (f"{x:,.3f}" if grouping else f"{x:.3f}").rstrip("0").rstrip(".")
 
 
 def fmt_money(x: float | None) -> str:

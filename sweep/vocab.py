@@ -8,6 +8,12 @@ from __future__ import annotations
 from fractions import Fraction
 
 COST_UNITS_PER_DOLLAR = 10_000  # prices are multiples of 1e-4 $/h
+EXACT_METHODS = ("dinkelbach", "charnes_cooper", "pareto")  # exact min-$/token methods
+BASELINE_METHODS = ("weighted", "iterative", "enumeration")  # the design note's, kept as baselines
+ALL_METHODS = ("max_throughput", "min_cost", *BASELINE_METHODS, *EXACT_METHODS)
+# The error of a task whose worker died, after the backend's retries: not the task's own result, so a
+# re-run of the sweep runs it again (other error rows are results, re-run only with --retry-errors).
+LOST = "worker lost: "
 AT_OPTIMUM_REL = 1e-9  # a $/token within this relative distance of the exact optimum is at it
 
 

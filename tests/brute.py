@@ -7,13 +7,13 @@ import random
 from fractions import Fraction
 
 from benchmarks.instances import small_instance
-from sweep.milp import Instance
+from sweep.solve.milp import Instance
 
 
 def fleets(inst: Instance):
     """Every non-empty feasible replica vector with its exact (T, C): T a Fraction of the given floats.
 
-    Written from the SPEC §5 formulas directly (not through sweep.milp.fleet_of)."""
+    Written from the SPEC §5 formulas directly (not through sweep.solve.milp.fleet_of)."""
     slots = {s.name: s for s in inst.slots}
     bounds = []
     for c in inst.candidates:

@@ -26,8 +26,8 @@ from brute import best_at_budget
 from conftest import toml_text
 
 from sweep import load_scenario, prepare
-from sweep.methods import max_throughput
-from sweep.milp import violations
+from sweep.solve.methods import max_throughput
+from sweep.solve.milp import violations
 
 N_INSTANCES = 60
 POW2 = (1, 2, 4, 8)

@@ -9,7 +9,7 @@ import json
 import tomllib
 from pathlib import Path
 
-from sweep.calibrate import (
+from sweep.fleet.calibrate import (
     CSV_COLUMNS,
     errors,
     fit,
@@ -18,10 +18,10 @@ from sweep.calibrate import (
     shipped_measurements_path,
     summary,
 )
-from sweep.candidates import build_candidates
-from sweep.catalog import load_builtin
-from sweep.perf import Family, Knobs, family_of
-from sweep.scenario import load_scenario
+from sweep.fleet.candidates import build_candidates
+from sweep.fleet.perf import Family, Knobs, family_of
+from sweep.inputs.catalog import load_builtin
+from sweep.inputs.load import load_scenario
 
 PRIOR = Family("MI300X", 0.74, 0.66, 8.0)  # what an unmeasured family gets: the NVIDIA families' median
 
@@ -71,7 +71,7 @@ def test_cli_writes_a_calibration_that_a_scenario_applies(tmp_path, run_cli):
     (tmp_path / "cal" / "with.toml").write_text(lines + 'perf.calibration = "h100.toml"\n')
     plain, withcal = load_scenario(tmp_path / "cal" / "plain.toml"), load_scenario(tmp_path / "cal" / "with.toml")
     assert plain.scenario_id != withcal.scenario_id
-    fam = Knobs.from_params(withcal.params).family(withcal.catalog.gpus["H100-SXM"])
+    fam = Knobs.from_params(withcal.params, withcal.calibration).family(withcal.catalog.gpus["H100-SXM"])
     assert (fam.bw_eff, fam.compute_eff) == (cal["families"]["H100"]["bw_eff"], cal["families"]["H100"]["compute_eff"])
     thr = {c.offering: c.throughput_tok_s for c in build_candidates(plain).kept if c.tp == 1 and c.pp == 1}
     thr2 = {c.offering: c.throughput_tok_s for c in build_candidates(withcal).kept if c.tp == 1 and c.pp == 1}

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from sweep.catalog import Offering
-from sweep.freshness import as_of_date, stale_prices_warning
-from sweep.skypilot_catalog import gpu_of
+from sweep.inputs.catalog import Offering
+from sweep.inputs.freshness import as_of_date, stale_prices_warning
+from sweep.inputs.skypilot_catalog import gpu_of
 
 DATA = REPO / "tests" / "data" / "skypilot"
 TODAY = date.today().isoformat()

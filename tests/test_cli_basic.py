@@ -16,10 +16,10 @@ import pytest
 from conftest import REPO, toml_text
 
 from sweep import load_scenario, prepare
-from sweep.catalog import load_builtin
-from sweep.methods import max_throughput
-from sweep.milp import build, run_solver
-from sweep.perf import Knobs, Workload, estimate
+from sweep.fleet.perf import Knobs, Workload, estimate
+from sweep.inputs.catalog import load_builtin
+from sweep.solve.methods import max_throughput
+from sweep.solve.milp import build, run_solver
 
 SEED = REPO / "jobs" / "seed.toml"
 SOLVE_FIELDS = {"scenario_id", "method", "status", "budget", "cost_per_hour", "throughput_tok_s", "cost_per_token",
@@ -60,7 +60,7 @@ def test_solve_json_fields_and_consistency(solver, run_cli, tmp_path):
     (row,) = _json_lines(r.out)
     assert set(row) == SOLVE_FIELDS
     assert row["method"] == "max_throughput" and row["status"] == "optimal" and row["solver"] == solver
-    assert row["budget"] == 20 and row["solves"] == 1 and row["seconds"] >= 0
+    assert row["budget"] == 20 and row["solves"] in (1, 2) and row["seconds"] >= 0  # a budget solve: max T, then the least cost among the maximisers
     assert 0 < row["cost_per_hour"] <= 20
 
     # re-price the allocation from the catalog and the candidate table

@@ -24,9 +24,9 @@ from engine_jobs import rows, write_job
 from netns import requires_netns
 from raycluster import RayCluster, free_port, start_cluster
 
-from sweep.cluster import plan_submission, validate_cluster_config
+from sweep.engine.cluster import plan_submission, validate_cluster_config
+from sweep.engine.runner import run_sweep
 from sweep.errors import InputError
-from sweep.runner import run_sweep
 
 CONFIGS = [REPO / "cluster.yaml", REPO / "jobs" / "cluster-onprem.yaml"]
 

@@ -45,15 +45,15 @@ Pareto Frontier (all solutions):
 LINE = {
     "testing": re.compile(r"^Testing (\d+) cost budgets\.\.\.$"),
     "budget": re.compile(r"^\[(\d+)/(\d+)\] Budget: \$(\d+\.\d\d)/hour$"),
-    "result": re.compile(r"^  Result: (\d+) tokens/s, \$(\d+\.\d\d)/h, \$(0\.\d{9})/token$"),
+    "result": re.compile(r"^  Result: (\d+(?:\.\d+)?) tokens/s, \$(\d+\.\d\d)/h, \$(0\.\d{9})/token$"),
     "new_best": re.compile(r"^  ✓ New best \$/token!$"),
     "found": re.compile(r"^OPTIMAL \$/TOKEN FOUND$"),
     "best": re.compile(r"^Best \$/token: \$(0\.\d{9})$"),
-    "throughput": re.compile(r"^  Throughput: (\d+) tokens/sec$"),
+    "throughput": re.compile(r"^  Throughput: (\d+(?:\.\d+)?) tokens/sec$"),
     "cost": re.compile(r"^  Cost: \$(\d+\.\d\d)/hour$"),
     "stages": re.compile(r"^  Pipeline stages: (\d+(, \d+)*)$"),
     "pareto": re.compile(r"^Pareto Frontier \(all solutions\):$"),
-    "frontier": re.compile(r"^  \$(0\.\d{9})/token: (\d+) tokens/s, \$(\d+\.\d\d)/h(    ← OPTIMAL)?$"),
+    "frontier": re.compile(r"^  \$(0\.\d{9})/token: (\d+(?:\.\d+)?) tokens/s, \$(\d+\.\d\d)/h(    ← OPTIMAL)?$"),
 }
 
 
@@ -100,7 +100,7 @@ def test_enumeration_prints_the_notes_lines(enumeration_run) -> None:
     block = lines[i:i + 5]
     assert [kind(ln) for ln in block] == ["found", "best", "throughput", "cost", "stages"]
     assert block[1] == f"Best $/token: ${sol['cost_per_token']:.9f}"
-    assert block[2] == f"  Throughput: {sol['throughput_tokens_per_sec']} tokens/sec"
+    assert block[2] == f"  Throughput: {sol['throughput_tokens_per_sec']:g} tokens/sec"
     assert block[3] == f"  Cost: ${sol['cost_per_hour']:.2f}/hour"
     assert block[4] == "  Pipeline stages: 1"
     assert lines[i + 5] == "" and kind(lines[i + 6]) == "pareto"

@@ -17,7 +17,7 @@ from engine_jobs import rows, write_job
 from netns import requires_netns
 
 from sweep.cli import main
-from sweep.runner import run_sweep
+from sweep.engine.runner import run_sweep
 
 
 @pytest.fixture(scope="module")

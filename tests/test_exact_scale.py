@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from sweep import load_scenario, prepare
-from sweep.methods import dinkelbach, pareto
-from sweep.milp import BudgetSolver
+from sweep.solve.methods import dinkelbach, pareto
+from sweep.solve.milp import BudgetSolver
 
 LARGE = """model = "llama-3.1-70b"
 [workload]

@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 
 from sweep.cli import main
 from sweep.errors import InputError
-from sweep.job import load_job
-from sweep.methods import ALL_METHODS
-from sweep.scenario import ALIASES, SCHEMA
+from sweep.inputs.job import load_job
+from sweep.inputs.scenario import ALIASES, SCHEMA
+from sweep.solve.methods import ALL_METHODS
 
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sweep.catalog import load_builtin
-from sweep.scenario import load_scenario
+from sweep.inputs.catalog import load_builtin
+from sweep.inputs.load import load_scenario
 
 LINE = re.compile(r"^error: (?P<where>\S[^:]*(?::\d+)?(?:: \S+)?): (?P<what>.+)$")
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from sweep.candidates import build_candidates
-from sweep.catalog import builtin_path, load_gpus
 from sweep.errors import InputError, Problems
-from sweep.legacy import load_config_folder, map_gpu
-from sweep.scenario import load_scenario
+from sweep.fleet.candidates import build_candidates
+from sweep.inputs.catalog import builtin_path, load_gpus
+from sweep.inputs.legacy import load_config_folder, map_gpu
+from sweep.inputs.load import load_scenario
 
 FOLDER = Path(__file__).parent / "data" / "legacy_config"
 

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 from brute import best_at_budget, fleets, frontier, min_cost, min_ratio, random_instance
 
-from sweep.candidates import Candidate
-from sweep.charnes_cooper import charnes_cooper
-from sweep.methods import (
+from sweep.fleet.candidates import Candidate
+from sweep.solve.methods import (
     ALL_METHODS,
     METHODS,
     MethodParams,
@@ -34,8 +33,9 @@ from sweep.methods import (
     pareto,
     weighted,
 )
-from sweep.milp import Fleet, Instance, Slot, violations
-from sweep.result import budget_units
+from sweep.solve.methods.charnes_cooper import charnes_cooper
+from sweep.solve.milp import Fleet, Instance, Slot, violations
+from sweep.solve.result import budget_units
 
 REPO = Path(__file__).resolve().parents[1]
 N_RANDOM = {"highs": 200, "cbc": 100}  # instances per solver for the exact methods

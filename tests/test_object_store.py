@@ -26,7 +26,7 @@ import pytest
 from conftest import REPO
 from engine_jobs import rows, write_job
 
-from sweep.runner import run_sweep
+from sweep.engine.runner import run_sweep
 
 BUCKET = "sweep-results"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",

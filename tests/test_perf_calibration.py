@@ -1,7 +1,7 @@
 """The performance model against the shipped calibration set (``sweep/data/measurements.csv``).
 
 Every published row is re-estimated with the scenario defaults (``Knobs()``, the same as the ``perf.*``
-defaults of ``sweep.scenario.SCHEMA``, and the family fractions of ``sweep/data/perf_families.csv``).
+defaults of ``sweep.inputs.scenario.SCHEMA``, and the family fractions of ``sweep/data/perf_families.csv``).
 The test prints model vs published for every row, the median and p90 |error|, the median signed error
 per GPU family, and a leave-one-source-out figure (each source's rows predicted by family knobs refitted
 without that source), and asserts the acceptance targets of issue #14. The README quotes its output.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep.calibrate import (
+from sweep.fleet.calibrate import (
     Measurement,
     errors,
     leave_one_out,
@@ -23,9 +23,9 @@ from sweep.calibrate import (
     shipped_measurements_path,
     summary,
 )
-from sweep.catalog import load_builtin
-from sweep.perf import Knobs, Workload, estimate, family_of
-from sweep.scenario import SCHEMA
+from sweep.fleet.perf import Knobs, Workload, estimate, family_of
+from sweep.inputs.catalog import load_builtin
+from sweep.inputs.scenario import SCHEMA
 
 MAX_MEDIAN = 0.15
 MAX_P90 = 0.45

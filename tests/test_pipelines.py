@@ -3,7 +3,7 @@
 * the layer split of every template is the best over *every* split and stage order (exhaustive);
 * pruning is exact: every pipeline of the space is dominated by a kept candidate;
 * the exact methods over the pruned table equal a brute force over all pipelines (a DP over GPU
-  usage vectors, independent of sweep.milp), and tests/brute.py over the MILP's own instance;
+  usage vectors, independent of sweep.solve.milp), and tests/brute.py over the MILP's own instance;
 * acceptance: a 70B fp8 model that fits on neither of two small GPUs alone is served by a mixed
   pipeline through ``sweep solve``;
 * batch-size range (``perf.min_batch``/``perf.max_batch``) as a sweep axis; ``perf.link_gbps``.
@@ -22,14 +22,14 @@ import pytest
 from brute import fleets, frontier, min_ratio
 from conftest import toml_text
 
-from sweep.candidates import Candidate, build_candidates, workload_of
 from sweep.errors import InputError
-from sweep.methods import dinkelbach, max_throughput, pareto
-from sweep.milp import Instance, Slot
-from sweep.perf import Knobs, StageShape, pipeline_estimate
-from sweep.pipelines import link_overrides, mixed_candidates, pipeline_links, templates
-from sweep.scenario import Scenario, flatten, scenario_from_dict
-from sweep.solve import prepare
+from sweep.fleet.candidates import Candidate, build_candidates, workload_of
+from sweep.fleet.perf import Knobs, StageShape, pipeline_estimate
+from sweep.fleet.pipelines import link_overrides, mixed_candidates, pipeline_links, templates
+from sweep.inputs.scenario import Scenario, flatten, scenario_from_dict
+from sweep.solve.methods import dinkelbach, max_throughput, pareto
+from sweep.solve.milp import Instance, Slot
+from sweep.solve.prepare import prepare
 
 # --------------------------------------------------------------------------- small random scenarios
 

@@ -10,7 +10,7 @@ import pytest
 from test_query import SCENARIOS, write_job
 
 from sweep import open_results
-from sweep.runner import run_sweep
+from sweep.engine.runner import run_sweep
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -98,7 +98,7 @@ def test_bad_input(swept, run_cli, tmp_path, args, what):
 
 
 def test_every_scenario_draws(swept, tmp_path):
-    from sweep.plot import plot_frontier
+    from sweep.results.plot import plot_frontier
 
     res = open_results(swept)
     for sid in res.scenarios()["scenario_id"]:

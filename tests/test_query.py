@@ -21,11 +21,12 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, SMALL_FILES, SMALL_SCENARIO, toml_text
 
-from sweep import open_results, schema
+from sweep import open_results
+from sweep.engine.runner import run_sweep
 from sweep.errors import InputError
-from sweep.methods import EXACT_METHODS
-from sweep.query import Results
-from sweep.runner import run_sweep
+from sweep.results import schema
+from sweep.results.query import Results
+from sweep.solve.methods import EXACT_METHODS
 
 METHODS = ["max_throughput", "weighted", "iterative", "enumeration", "dinkelbach", "charnes_cooper", "pareto"]
 POINTS = 4  # enumeration budget points per scenario

@@ -92,7 +92,7 @@ def test_report_page_loads_offline_without_console_errors(run_cli, results, tmp_
 
 def test_filters_and_a_chosen_few(run_cli, results, tmp_path):
     import sweep
-    from sweep.html_report import build_report
+    from sweep.results.html_report import build_report
 
     res = sweep.open_results(results)
     text = build_report(res, max_scenarios=3)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sweep.calibrate import (
+from sweep.errors import InputError, Problem
+from sweep.fleet.calibrate import (
     MIN_ROWS_TWO_KNOBS,
     Measurement,
     calibration_toml,
@@ -23,9 +24,8 @@ from sweep.calibrate import (
     summary,
     write_atomic,
 )
-from sweep.catalog import load_builtin
-from sweep.errors import InputError, Problem
-from sweep.perf import Knobs, family_of
+from sweep.fleet.perf import Knobs, family_of
+from sweep.inputs.catalog import load_builtin
 from sweep.report import table
 
 LOO_MAX_ROWS = 150  # above this, leave one *file* out instead of one row (each left-out fit refits)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from sweep.calibrate import error_band_pct
-from sweep.candidates import build_candidates, candidate_rows
+from sweep.fleet.calibrate import error_band_pct
+from sweep.fleet.candidates import build_candidates, candidate_rows
+from sweep.inputs.load import load_scenario
 from sweep.report import fmt_cpt, fmt_money, fmt_tok_s, table
-from sweep.scenario import load_scenario
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sweep.catalog import builtin_path, load_gpus, load_models, load_offerings
 from sweep.errors import Problems
+from sweep.inputs.catalog import builtin_path, load_gpus, load_models, load_offerings
 from sweep.report import table
 
 

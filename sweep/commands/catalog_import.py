@@ -11,8 +11,8 @@ from sweep.errors import InputError, Problem, Problems
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from sweep.catalog import builtin_path, load_gpus, load_offerings
-    from sweep.skypilot_catalog import CLOUDS, import_vms, unknown_lines, write_offerings
+    from sweep.inputs.catalog import builtin_path, load_gpus, load_offerings
+    from sweep.inputs.skypilot_catalog import CLOUDS, import_vms, unknown_lines, write_offerings
 
     problems = Problems()
     if not args.files or args.files[0] != "skypilot":

@@ -29,15 +29,15 @@ def _is_results(source: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sweep import deploy
-    from sweep.freshness import stale_prices_warning
+    from sweep.deploy import export as deploy
+    from sweep.inputs.freshness import stale_prices_warning
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError([Problem(args.out, "exists and is not a folder")])
     if _is_results(args.source):
-        from sweep.plot import pick_scenario
-        from sweep.query import Results
+        from sweep.results.plot import pick_scenario
+        from sweep.results.query import Results
 
         if not args.scenario:
             raise InputError([Problem("--scenario", f"required with a results dataset ({args.source})")])
@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
         source = f"results {args.source}"
     else:
         from sweep.commands.solve import parse_methods
-        from sweep.scenario import load_scenario
-        from sweep.solve import prepare, solve_scenario
+        from sweep.inputs.load import load_scenario
+        from sweep.solve.prepare import prepare, solve_scenario
 
         if args.scenario:
             raise InputError([Problem("--scenario", f"only with a results dataset; {args.source} is a scenario file")])

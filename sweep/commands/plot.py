@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sweep.query import Results
+from sweep.results.query import Results
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sweep.plot import plot_compare, plot_frontier
+    from sweep.results.plot import plot_compare, plot_frontier
 
     res = Results(args.results)
     if args.compare:

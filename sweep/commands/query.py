@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from sweep.errors import InputError, Problem
-from sweep.query import VIEWS, Results
+from sweep.results.query import VIEWS, Results
 
 if TYPE_CHECKING:  # pyarrow is imported when a query runs, not when the CLI parses arguments
     import pyarrow as pa
@@ -117,7 +117,7 @@ def _machine_columns(res: Results, t: pa.Table) -> list[str]:
 
 
 def _pick_columns(spec: str, available: list[str]) -> list[str]:
-    from sweep import schema
+    from sweep.results import schema
 
     if spec.strip() == "*":
         return available

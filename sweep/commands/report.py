@@ -9,7 +9,7 @@ from sweep.errors import InputError, Problem
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from sweep.html_report import DEFAULT_MAX_SCENARIOS
+    from sweep.results.html_report import DEFAULT_MAX_SCENARIOS
 
     p.add_argument("results", help="results folder or URI (s3://…, gs://…, file://…)")
     p.add_argument("-o", "--out", required=True, metavar="report.html", help="the HTML page to write")
@@ -20,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sweep.html_report import build_report, write_report
-    from sweep.query import Results
+    from sweep.results.html_report import build_report, write_report
+    from sweep.results.query import Results
 
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):

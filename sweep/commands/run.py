@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from sweep.backends import ALIASES, BACKENDS
-from sweep.runner import run_sweep
+from sweep.engine.backends import ALIASES, BACKENDS
+from sweep.engine.runner import run_sweep
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,12 +7,12 @@ import json
 import sys
 
 from sweep.errors import InputError, Problem
-from sweep.methods import ALL_METHODS, EXACT_METHODS, gap_pct
-from sweep.milp import NO_CANDIDATE, NO_FLEET, OPTIMAL, Fleet
+from sweep.inputs.load import load_scenario
 from sweep.report import fmt_cpt, fmt_money, fmt_tok_s, table
-from sweep.result import MethodResult, allocation, to_row
-from sweep.scenario import load_scenario
-from sweep.solve import Prepared, prepare, solve_scenario
+from sweep.solve.methods import ALL_METHODS, EXACT_METHODS, gap_pct
+from sweep.solve.milp import NO_CANDIDATE, NO_FLEET, OPTIMAL, Fleet
+from sweep.solve.prepare import Prepared, prepare, solve_scenario
+from sweep.solve.result import MethodResult, allocation, to_row
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     sc = load_scenario(args.scenario, overrides)
     methods = parse_methods(args.method, has_demand=bool(sc["workload.min_throughput"]))
     prep = prepare(sc)
-    from sweep.freshness import stale_prices_warning
+    from sweep.inputs.freshness import stale_prices_warning
 
     if stale := stale_prices_warning(sc.offerings.values()):
         print(stale, file=sys.stderr)  # once per solve, once the input is known good

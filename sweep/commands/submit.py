@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sweep.cluster import OUTCOME_EXIT, ClusterError, Jobs, dashboard_address, plan_submission
+    from sweep.engine.cluster import OUTCOME_EXIT, ClusterError, Jobs, dashboard_address, plan_submission
 
     job_id = args.status or args.stop
     if job_id and args.job:

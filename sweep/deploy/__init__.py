@@ -1,0 +1,1 @@
+"""Deploy: a chosen fleet as files a user deploys (SkyPilot task YAML, vLLM launch commands)."""

@@ -1,0 +1,99 @@
+"""Layouts (SPEC §4): one replica's shape — a homogeneous (offering, tp, pp) layout or a mixed-GPU
+pipeline's stages — as a :class:`Candidate` with its modelled throughput, and what it costs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from sweep.fleet.perf import Estimate, Knobs, Workload, estimate
+from sweep.inputs.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a mixed-GPU pipeline: ``tp`` GPUs of ``offering`` holding layers first..last (1-based)."""
+
+    offering: str
+    gpu: str
+    tp: int
+    first_layer: int
+    last_layer: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One replica layout. ``uses`` = GPUs per replica drawn from each offering."""
+
+    offering: str
+    gpu: str
+    tp: int
+    pp: int
+    gpus: int
+    throughput_tok_s: float
+    batch: int | None
+    tpot_ms: float | None
+    uses: tuple[tuple[str, int], ...]
+    stages: tuple[Stage, ...] = ()
+    kept: bool = True
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        if self.stages:
+            return "+".join(f"{s.offering}:tp{s.tp}[{s.first_layer}-{s.last_layer}]" for s in self.stages)
+        return f"{self.offering}:tp{self.tp}:pp{self.pp}"
+
+
+@dataclass(frozen=True)
+class CandidateTable:
+    """``mixed``: whether mixed-GPU pipelines were built — "on", "auto" (built because no
+    single-offering layout holds the model), "off" (``perf.mixed = false``) or "" (not needed)."""
+
+    kept: tuple[Candidate, ...]
+    dropped: tuple[Candidate, ...]
+    mixed: str = ""
+
+    @property
+    def all(self) -> tuple[Candidate, ...]:
+        return self.kept + self.dropped
+
+
+def workload_of(sc: Scenario) -> Workload:
+    return Workload(sc["workload.prompt_tokens"], sc["workload.output_tokens"], sc["workload.tpot_slo_ms"], sc["perf.dtype"])
+
+
+def candidate_cost_units(sc: Scenario, c: Candidate) -> float:
+    """$/h (in 1e-4 units) of the GPUs one replica occupies, pro rata of a node's price."""
+    return sum(sc.price_units(o) * g / sc.offerings[o].gpus_per_node for o, g in c.uses)
+
+
+def layout(sc: Scenario, name: str, tp: int, pp: int) -> Candidate | str:
+    """A homogeneous candidate, or the reason its layout is impossible on this offering."""
+    o = sc.offerings[name]
+    if tp > o.gpus_per_node:
+        return f"tp={tp} exceeds the node's {o.gpus_per_node} GPU{'s' if o.gpus_per_node != 1 else ''}"
+    if o.gpus_per_node % tp:
+        return f"tp={tp} does not divide the node's {o.gpus_per_node} GPUs"
+    if tp * pp > o.gpus_per_node * o.max_nodes:
+        return f"needs {tp * pp} GPUs, at most {o.gpus_per_node * o.max_nodes} available"
+    return Candidate(name, o.gpu, tp, pp, tp * pp, 0, 0, 0.0, ((name, tp * pp),))
+
+
+def roofline(sc: Scenario, base: Candidate, knobs: Knobs, wl: Workload,
+              memo: dict[tuple, Estimate] | None = None) -> Candidate:
+    o = sc.offerings[base.offering]
+    gpu = sc.catalog.gpus[o.gpu]
+    # stages beyond one node talk over the node network, within a node over the GPU link
+    link = gpu.link_gbps if base.gpus <= o.gpus_per_node else min(gpu.link_gbps, o.net_gbps)
+    key = (o.gpu, base.tp, base.pp, link)  # the same GPU layout at another provider performs the same
+    est = memo.get(key) if memo is not None else None
+    if est is None:
+        est = estimate(sc.model, gpu, base.tp, base.pp, wl, knobs, pp_link_gbps=link)
+        if memo is not None:
+            memo[key] = est
+    if est.reason:
+        return replace(base, kept=False, reason=est.reason)
+    thr = est.throughput_tok_s
+    if thr <= 0:
+        return replace(base, kept=False, reason="no throughput")
+    return replace(base, throughput_tok_s=thr, batch=est.batch, tpot_ms=round(est.tpot_ms, 3))

@@ -1,0 +1,322 @@
+"""The roofline performance model (SPEC §4): per-replica throughput of one (GPU, TP, PP) layout.
+
+Everything is per *replica* (all ``tp·pp`` GPUs of one model copy) and in output tokens/s.
+
+The model, per pipeline stage of ``tp`` GPUs holding ``layers`` of the model:
+
+- **memory** (:func:`stage_memory`): weights per GPU (``params · bytes · layers/L / tp``); a layout is dropped
+  only when the weights and ``overhead_gb`` of runtime do not fit the GPU. The KV cache may use
+  ``mem_fraction`` of what is left (TensorRT-LLM's ``kv_cache_free_gpu_mem_fraction``; vLLM's
+  ``gpu_memory_utilization`` leaves about the same), so a 70B fp8 model does run on one 80 GB GPU;
+- **decode step** (:func:`stage_step_s`): the larger of the memory time (weights read once per step —
+  for a mixture of experts only the experts the batch touches — plus each sequence's KV cache, which
+  grows with the context) at the family's *sustained* bandwidth, and the compute time (weight GEMMs
+  of the active parameters plus attention FLOPs that grow with the context) at the family's sustained
+  FLOPS; times ``1 + tp_loss·log2(tp)`` (smaller GEMMs and synchronisation as TP grows); plus two
+  all-reduces per layer — ring over NVLink-class links, or over PCIe (a ``link_gbps`` under
+  :data:`PCIE_BELOW_GBPS`) at a lower effective bandwidth and a higher latency;
+- **prefill** (:func:`stage_prefill_s`): weight GEMMs and causal attention over the prompt at the
+  family's sustained FLOPS, plus the prompt's all-reduces, amortised over the output tokens;
+- **pipeline** (:func:`pipeline_estimate`): ``pp`` micro-batches in flight (fewer than ``pp`` leave
+  bubbles), the busiest stage sets the pace, plus stage-to-stage transfers.
+
+*Sustained* fractions of the datasheet peaks are per GPU family (:data:`FAMILIES`, from
+``sweep/data/perf_families.csv``): a few documented numbers per family, fitted to the published
+measurements in ``sweep/data/measurements.csv`` (``tests/test_perf_calibration.py`` prints the error
+per row and per family). The scenario's ``perf.bw_efficiency``, ``perf.compute_efficiency`` and
+``perf.prefill_efficiency`` scale them (1 = as calibrated); ``perf.calibration`` replaces them with a
+``sweep calibrate`` file's values.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from sweep.inputs.calibration import Family
+from sweep.inputs.catalog import Gpu, Model
+
+DTYPE_BYTES = {"bf16": None, "fp8": (1.0, 1.0), "int4": (0.5, 1.0)}  # (weight, kv); None = the model's own
+ACT_BYTES = 2.0  # activations exchanged by all-reduce and between stages stay 16-bit
+PCIE_BELOW_GBPS = 200.0  # a GPU link slower than this is PCIe (no NVLink / Infinity Fabric)
+NVLINK_AR_EFF = 0.40  # all-reduce bus bandwidth / link_gbps (total, both directions) on NVLink-class links
+PCIE_AR_EFF = 0.30  # the same over PCIe (through host bridges; NCCL reaches ~20 GB/s on Gen4 x16 = 64)
+PCIE_AR_US = 30.0  # fixed cost of one all-reduce over PCIe, µs
+MAX_LOAD_BATCH = 4096  # "max load": the engine's own batch cap is far above what memory allows
+TP_LOSS = 0.11  # fractional slowdown of a stage's step per doubling of TP (fitted with the families)
+SEQ_STEP_US = 12.0  # per sequence per decode step outside the GPU kernels (sampling, scheduling), µs (fitted)
+
+
+def _families_path() -> Path:
+    return Path(str(resources.files("sweep") / "data" / "perf_families.csv"))
+
+
+@lru_cache(maxsize=1)
+def builtin_families() -> tuple[tuple[Family, tuple[str, ...]], ...]:
+    """(family, GPU-name prefixes) rows of ``sweep/data/perf_families.csv``, in file order."""
+    out = []
+    with _families_path().open(newline="") as f:
+        for r in csv.DictReader(line for line in f if not line.startswith("#")):
+            fam = Family(r["family"], float(r["bw_eff"]), float(r["compute_eff"]), float(r["allreduce_us"]))
+            out.append((fam, tuple(r["gpus"].split())))
+    return tuple(out)
+
+
+def family_of(gpu_name: str) -> str:
+    """The family a GPU belongs to: the longest matching name prefix in the families table, else 'default'."""
+    best, best_len = "default", -1
+    for fam, prefixes in builtin_families():
+        for p in prefixes:
+            if gpu_name.upper().startswith(p.upper()) and len(p) > best_len:
+                best, best_len = fam.name, len(p)
+    return best
+
+
+def _default_families() -> tuple[Family, ...]:
+    return tuple(f for f, _ in builtin_families())
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Calibration and engine settings.
+
+    ``bw_efficiency``, ``compute_efficiency``, ``prefill_efficiency``: multipliers on every family's
+    sustained fractions (1 = as calibrated); ``mem_fraction``: share of the memory left after weights
+    and ``overhead_gb`` (GB per GPU) that the KV cache may use; ``allreduce_latency_us``: fixed cost of a
+    stage-to-stage hop, and of an all-reduce for a family without its own, µs; ``tp_loss``: fractional
+    slowdown of a stage's step per doubling of TP; ``families``: the per-family fractions in use.
+    """
+
+    bw_efficiency: float = 1.0
+    compute_efficiency: float = 1.0
+    prefill_efficiency: float = 1.0
+    mem_fraction: float = 0.90
+    overhead_gb: float = 1.5
+    allreduce_latency_us: float = 8.0
+    min_batch: int = 1
+    max_batch: int = 256
+    tp_loss: float = TP_LOSS
+    seq_step_us: float = SEQ_STEP_US
+    families: tuple[Family, ...] = field(default_factory=_default_families)
+
+    @classmethod
+    def from_params(cls, params: dict, calibration: Sequence[Family] = ()) -> Knobs:
+        knobs = cls(
+            bw_efficiency=params["perf.bw_efficiency"],
+            compute_efficiency=params["perf.compute_efficiency"],
+            prefill_efficiency=params["perf.prefill_efficiency"],
+            mem_fraction=params["perf.mem_fraction"],
+            overhead_gb=params["perf.overhead_gb"],
+            allreduce_latency_us=params["perf.allreduce_latency_us"],
+            min_batch=params["perf.min_batch"],
+            max_batch=params["perf.max_batch"],
+        )
+        for fam in calibration:  # a calibration file's families replace the built-in ones of the same name
+            knobs = knobs.with_family(fam)
+        return knobs
+
+    def family(self, gpu: Gpu) -> Family:
+        """The sustained fractions for this GPU (its family's, else the 'default' row's)."""
+        name = family_of(gpu.gpu)
+        by_name = {f.name: f for f in self.families}
+        return by_name.get(name) or by_name["default"]
+
+    def with_family(self, fam: Family) -> Knobs:
+        """These knobs with one family's fractions replaced (or added)."""
+        rest = tuple(f for f in self.families if f.name != fam.name)
+        return replace(self, families=(*rest, fam))
+
+
+@dataclass(frozen=True)
+class Workload:
+    prompt_tokens: int
+    output_tokens: int
+    tpot_slo_ms: float = 0.0  # 0 = no limit
+    dtype: str = "bf16"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A layout's estimate, or why it cannot serve (``reason`` non-empty, numbers 0)."""
+
+    throughput_tok_s: float
+    batch: int
+    tpot_ms: float
+    weights_gb_per_gpu: float = 0.0
+    reason: str = ""
+
+
+def dtype_bytes(model: Model, dtype: str) -> tuple[float, float]:
+    """(bytes per weight, bytes per KV element) for a precision."""
+    override = DTYPE_BYTES[dtype]
+    return override if override is not None else (model.weight_bytes, model.kv_bytes)
+
+
+def peak_tflops(gpu: Gpu, dtype: str) -> float:
+    """fp8 runs on fp8 tensor cores where the GPU has them; int4 is weight-only (16-bit math)."""
+    if dtype == "fp8" and gpu.fp8_tflops > 0:
+        return gpu.fp8_tflops
+    return gpu.bf16_tflops
+
+
+@dataclass(frozen=True)
+class StageShape:
+    """One pipeline stage: ``tp`` GPUs of one type holding ``layers`` of the model."""
+
+    gpu: Gpu
+    tp: int
+    layers: int
+
+
+def stage_memory(model: Model, wl: Workload, stage: StageShape, knobs: Knobs) -> tuple[float, float, float]:
+    """(weight bytes per GPU, KV bytes per token per GPU, bytes per GPU the KV cache may use) of one stage.
+
+    The last is negative when the weights and the runtime overhead do not fit the GPU.
+    """
+    wb, kvb = dtype_bytes(model, wl.dtype)
+    frac = stage.layers / model.layers
+    weights = model.params_b * 1e9 * wb * frac / stage.tp
+    kv_heads_per_gpu = math.ceil(model.kv_heads / stage.tp)  # fewer KV heads than TP ranks: replicated
+    kv_token = 2 * stage.layers * kv_heads_per_gpu * model.head_dim * kvb
+    left = stage.gpu.mem_gb * 1e9 - knobs.overhead_gb * 1e9 - weights
+    return weights, kv_token, (knobs.mem_fraction * left if left > 0 else left)
+
+
+def _allreduce_s(gpu: Gpu, tp: int, fam: Family, knobs: Knobs, msg_bytes: float) -> float:
+    """Seconds of one ring all-reduce of ``msg_bytes`` over ``tp`` GPUs (0 for tp = 1)."""
+    if tp <= 1:
+        return 0.0
+    pcie = gpu.link_gbps < PCIE_BELOW_GBPS
+    bus_gbps = gpu.link_gbps * (PCIE_AR_EFF if pcie else NVLINK_AR_EFF)
+    lat_us = PCIE_AR_US if pcie else (fam.allreduce_us or knobs.allreduce_latency_us)
+    return lat_us * 1e-6 + 2 * (tp - 1) / tp * msg_bytes / (bus_gbps * 1e9)
+
+
+def _tp_factor(tp: int, knobs: Knobs) -> float:
+    return 1.0 + knobs.tp_loss * math.log2(tp)
+
+
+def _weights_read_fraction(model: Model, micro_batch: float) -> float:
+    """Share of a stage's weights one decode step reads: all for a dense model; for a mixture of
+    experts the shared part plus the experts the batch touches, each expert taken with probability
+    active/total per token (Mixtral: 2 of 8) — all of them at large batch."""
+    if model.active_params_b >= model.params_b:
+        return 1.0
+    a = model.active_params_b / model.params_b
+    return a + (1 - a) * (1 - (1 - a) ** micro_batch)
+
+
+def stage_step_s(model: Model, wl: Workload, stage: StageShape, knobs: Knobs, micro_batch: float) -> float:
+    """Seconds for one decode step of ``micro_batch`` sequences through one stage (linear in its layers)."""
+    fam = knobs.family(stage.gpu)
+    weights, kv_token, _ = stage_memory(model, wl, stage, knobs)
+    frac = stage.layers / model.layers
+    ctx_avg = wl.prompt_tokens + wl.output_tokens / 2
+    bw = stage.gpu.mem_bw_gbps * 1e9 * fam.bw_eff * knobs.bw_efficiency
+    t_mem = (weights * _weights_read_fraction(model, micro_batch)
+             + micro_batch * kv_token * ctx_avg) / bw
+    gemm = 2 * model.active_params_b * 1e9 * frac * micro_batch
+    attn = 4 * stage.layers * model.heads * model.head_dim * ctx_avg * micro_batch  # QKᵀ and AV
+    flops = peak_tflops(stage.gpu, wl.dtype) * 1e12 * fam.compute_eff * knobs.compute_efficiency
+    t_cmp = (gemm + attn) / stage.tp / flops
+    t_ar = 2 * stage.layers * _allreduce_s(stage.gpu, stage.tp, fam, knobs, micro_batch * model.hidden * ACT_BYTES)
+    return max(t_mem, t_cmp) * _tp_factor(stage.tp, knobs) + t_ar
+
+
+def stage_prefill_s(model: Model, wl: Workload, stage: StageShape, knobs: Knobs) -> float:
+    """Seconds one stage spends on the prefill of one request: weight GEMMs plus causal attention
+    (compute bound), times the TP loss, plus the prompt's all-reduces."""
+    fam = knobs.family(stage.gpu)
+    frac = stage.layers / model.layers
+    n = wl.prompt_tokens
+    gemm = 2 * model.active_params_b * 1e9 * frac * n
+    attn = 2 * stage.layers * model.heads * model.head_dim * n * n  # causal: half of 4·d·n² per layer
+    flops = (peak_tflops(stage.gpu, wl.dtype) * 1e12 * fam.compute_eff
+             * knobs.compute_efficiency * knobs.prefill_efficiency)
+    t_ar = 2 * stage.layers * _allreduce_s(stage.gpu, stage.tp, fam, knobs, n * model.hidden * ACT_BYTES)
+    return (gemm + attn) / stage.tp / flops * _tp_factor(stage.tp, knobs) + t_ar
+
+
+def pipeline_estimate(
+    model: Model,
+    wl: Workload,
+    stages: list[StageShape],
+    knobs: Knobs,
+    link_gbps: list[float] | None = None,
+    batch: int | None = None,
+) -> Estimate:
+    """Throughput of a pipeline of stages (one stage = plain TP), with continuous batching.
+
+    ``link_gbps[i]`` is the bandwidth between stage i and i+1 (GB/s). ``batch`` fixes the batch
+    (static-batch or fixed-concurrency measurements; capped by memory); otherwise the largest batch
+    that fits memory, ``max_batch`` and the TPOT limit is used, since throughput grows with the batch.
+    Model: ``pp`` micro-batches are in flight; a token of one sequence takes one round through every
+    stage and link; prefill work is amortised over the request's output tokens.
+    """
+    pp = len(stages)
+    ctx = wl.prompt_tokens + wl.output_tokens
+    b_mem = math.inf
+    for i, st in enumerate(stages):
+        weights, kv_token, free = stage_memory(model, wl, st, knobs)
+        if free <= 0:
+            usable = st.gpu.mem_gb - knobs.overhead_gb
+            return Estimate(0, 0, 0, weights / 1e9, reason=(
+                f"weights need {weights / 1e9:.1f} GB per GPU{f' in stage {i + 1}' if pp > 1 else ''}, "
+                f"only {usable:.1f} GB usable on {st.gpu.gpu}"))
+        b_mem = min(b_mem, math.floor(free / (kv_token * ctx)))
+    weights_gb = stage_memory(model, wl, stages[0], knobs)[0] / 1e9
+    if b_mem < knobs.min_batch:
+        return Estimate(0, 0, 0, weights_gb, reason=(
+            f"KV cache for {knobs.min_batch} sequence(s) of {ctx} tokens does not fit beside the weights"))
+    links = link_gbps or []
+
+    def tpot_s(b: float) -> float:
+        # One round: every stage steps each of the pp micro-batches once and does its share of the
+        # b/output_tokens prefills that replace finished sequences; the busiest stage sets the pace.
+        m = b / min(pp, b)  # micro-batch size; fewer micro-batches than stages leaves bubbles
+        busy = max(
+            min(pp, b) * stage_step_s(model, wl, st, knobs, m) + b * stage_prefill_s(model, wl, st, knobs) / wl.output_tokens
+            for st in stages
+        )
+        hop = sum(knobs.allreduce_latency_us * 1e-6 + m * model.hidden * ACT_BYTES / (bw * 1e9) for bw in links)
+        return busy + hop + b * knobs.seq_step_us * 1e-6
+
+    if batch is not None:
+        b = int(min(batch, b_mem))
+    else:
+        b = int(min(b_mem, knobs.max_batch))
+        slo = wl.tpot_slo_ms / 1e3
+        if slo > 0:
+            if tpot_s(knobs.min_batch) > slo:
+                return Estimate(0, 0, 0, weights_gb, reason=(
+                    f"TPOT at batch {knobs.min_batch} is {tpot_s(knobs.min_batch) * 1e3:.1f} ms, "
+                    f"above the {wl.tpot_slo_ms:g} ms limit"))
+            lo, hi = knobs.min_batch, b  # largest batch meeting the limit (TPOT grows with batch)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if tpot_s(mid) <= slo:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            b = lo
+    t = tpot_s(b)
+    return Estimate(b / t, b, t * 1e3, weights_gb)
+
+
+def estimate(model: Model, gpu: Gpu, tp: int, pp: int, wl: Workload, knobs: Knobs,
+             batch: int | None = None, pp_link_gbps: float | None = None) -> Estimate:
+    """Homogeneous replica: ``pp`` stages of ``tp`` GPUs of one type, layers split as evenly as possible."""
+    if model.heads % tp:
+        return Estimate(0, 0, 0, reason=f"{model.heads} attention heads do not split over tp={tp}")
+    if pp > model.layers:
+        return Estimate(0, 0, 0, reason=f"pp={pp} exceeds the model's {model.layers} layers")
+    per, extra = divmod(model.layers, pp)
+    stages = [StageShape(gpu, tp, per + (1 if i < extra else 0)) for i in range(pp)]
+    # the largest stage bounds memory; estimate with the uneven split as is
+    links = [pp_link_gbps or gpu.link_gbps] * (pp - 1)
+    return pipeline_estimate(model, wl, stages, knobs, links, batch)

@@ -1,0 +1,520 @@
+"""The results dataset (SPEC §8): manifest, scenarios, and solutions/frontier written in parts.
+
+Contract:
+- Files appear atomically: a local part (and scenarios.parquet, manifest.json) is written under a
+  hidden temporary name (``.tmp-…``, which dataset readers ignore), fsynced and renamed; on an object
+  store a part is one PUT, visible whole or not at all. A killed run's temporary files are removed by
+  the next run; a failed write removes its own.
+- Rows are buffered and flushed as a new part every ``rows_per_part`` rows or ``flush_s`` seconds, so
+  memory stays flat and the dataset is readable while a sweep runs.
+- A pareto task's frontier part is written before its solutions row, so a task that counts as
+  finished always has its frontier.
+- ``compact()`` (end of a run) merges parts, drops duplicate task ids (a crash can leave a re-run's
+  rows twice) keeping the newest, and marks each scenario's best enumeration point ``is_best``.
+- One writer per dataset: a local dataset is locked by ``.lock``, an exclusive ``flock`` the kernel
+  releases when its process dies (so a dead run's lock is taken over); the file names the holder.
+- Failures of the output location (busy, unwritable, full, a damaged part) raise :class:`StoreError`,
+  an :class:`~sweep.errors.InputError` with one line: the CLI exits 2.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from sweep import faults
+from sweep.errors import InputError, Problem
+from sweep.inputs.scenario import SCHEMA, Scenario
+from sweep.results import schema
+from sweep.results.rows import TaskOutput
+from sweep.vocab import LOST, cost_per_token_key
+
+PARTS = ("solutions", "frontier")
+_TABLE_SCHEMA = {"solutions": schema.SOLUTIONS, "frontier": schema.FRONTIER}
+
+
+def redact(out: str) -> str:
+    """A URI for messages: its query string (which may carry credentials) left out."""
+    return out.split("?", 1)[0] + ("?…" if "?" in out and "://" in out else "") if "://" in out else out
+
+
+def open_fs(out: str) -> tuple[pafs.FileSystem, str, bool]:
+    """(filesystem, root path, is_local) for a local path or a URI pyarrow understands (s3://, gs://, file://)."""
+    if "://" in out:
+        try:
+            fs, path = pafs.FileSystem.from_uri(out)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as e:
+            raise InputError([Problem(redact(out), f"cannot open output location: {e}")]) from None
+        return fs, path.rstrip("/"), isinstance(fs, pafs.LocalFileSystem)
+    return pafs.LocalFileSystem(), os.path.abspath(out), True
+
+
+class StoreError(InputError):
+    """The output location cannot be used (busy, unwritable, full, or holding a damaged part)."""
+
+
+def _fail(where: str, what: str) -> StoreError:
+    return StoreError([Problem(where, what)])
+
+
+def _reason(e: BaseException) -> str:
+    """A short reason for an I/O error: the OS's words for its errno, else the error's own text."""
+    errno_ = getattr(e, "errno", None)
+    if isinstance(errno_, int) and errno_ > 0:
+        return os.strerror(errno_)
+    return str(e).split("\n", 1)[0] or e.__class__.__name__
+
+
+@dataclass
+class Counts:
+    written: int = 0
+    errors: int = 0
+    lost: int = 0  # errors of tasks whose worker died (a re-run retries them)
+
+
+class Store:
+    """A results dataset being written by one sweep run. Use as a context manager.
+
+    Every failure to use the output location (busy, unwritable, full, a damaged part) raises
+    :class:`StoreError` with one line saying where and why; nothing half-written is left visible.
+    """
+
+    def __init__(self, out: str, sweep: str, *, fresh: bool = False, rows_per_part: int = 5000,
+                 flush_s: float = 10.0):
+        if "\0" in out:
+            raise _fail(repr(out), "output path contains a NUL character")
+        self.out = redact(out)  # for messages; never shows credentials from a URI's query
+        self.sweep = sweep
+        self.fs, self.root, self.local = open_fs(out)
+        self.fresh = fresh
+        self.rows_per_part = rows_per_part
+        self.flush_s = flush_s
+        self._buf: dict[str, list[dict]] = {t: [] for t in PARTS}
+        self._last_flush = time.monotonic()
+        self._lock_fd: int | None = None
+        self.counts = Counts()
+
+    # ------------------------------------------------------------------ paths and atomic writes
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def _write_error(self, what: str, e: BaseException) -> StoreError:
+        return _fail(self.out, f"cannot write {what}: {_reason(e)} (results saved before this are kept, "
+                               "nothing half-written is left: fix this and run the same command again to resume)")
+
+    def _tmp_name(self, dest: str) -> str:
+        """A hidden temporary name next to ``dest`` (readers skip names starting with '.')."""
+        folder, name = dest.rsplit("/", 1)
+        return f"{folder}/.tmp-{uuid.uuid4().hex}-{name}"
+
+    def _write_table(self, table: pa.Table, dest: str, what: str, fault_point: str = "") -> None:
+        if not self.local:
+            try:
+                pq.write_table(table, dest, filesystem=self.fs)
+            except OSError as e:
+                raise self._write_error(what, e) from None
+            return
+        tmp = self._tmp_name(dest)
+        try:
+            pq.write_table(table, tmp, filesystem=self.fs)
+            _fsync(tmp)
+            if fault_point:
+                faults.point(fault_point)
+            self.fs.move(tmp, dest)
+        except BaseException as e:
+            self._try_delete(tmp)
+            if isinstance(e, OSError):
+                raise self._write_error(what, e) from None
+            raise
+
+    def _write_bytes(self, data: bytes, dest: str, what: str) -> None:
+        tmp = self._tmp_name(dest) if self.local else dest
+        try:
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
+            if self.local:
+                _fsync(tmp)
+                self.fs.move(tmp, dest)
+        except BaseException as e:
+            if self.local:
+                self._try_delete(tmp)
+            if isinstance(e, OSError):
+                raise self._write_error(what, e) from None
+            raise
+
+    def read_table(self, path: str, **kw: Any) -> pa.Table:
+        """A finished part (or scenarios.parquet); a damaged one is a StoreError naming it."""
+        try:
+            return pq.read_table(path, filesystem=self.fs, **kw)
+        except (OSError, pa.ArrowInvalid) as e:
+            raise _fail(path, f"cannot read this part ({_reason(e)}): it was damaged outside sweep; "
+                              "move it away (its tasks will run again) or start over with --fresh") from None
+
+    def _try_delete(self, path: str) -> None:
+        try:
+            self.fs.delete_file(path)
+        except (OSError, FileNotFoundError):
+            pass
+
+    def _exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def part_files(self, table: str) -> list[str]:
+        """Finished parts of a table, oldest first (names sort by creation time)."""
+        sel = pafs.FileSelector(self.path(table), allow_not_found=True)
+        try:
+            infos = self.fs.get_file_info(sel)
+        except OSError as e:
+            raise _fail(self.path(table), f"cannot list the folder: {_reason(e)}") from None
+        return sorted(i.path for i in infos if i.type == pafs.FileType.File and i.base_name.startswith("part-")
+                      and i.base_name.endswith(".parquet"))
+
+    def _new_part_name(self, table: str) -> str:
+        return self.path(table, f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet")
+
+    # ------------------------------------------------------------------ open / close
+
+    def __enter__(self) -> Store:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        try:
+            self.fs.create_dir(self.root, recursive=True)
+            for t in PARTS:
+                self.fs.create_dir(self.path(t), recursive=True)
+        except OSError as e:
+            raise _fail(self.out, f"cannot create the output folder: {_reason(e)}") from None
+        self._lock()
+        try:
+            if self.fresh:
+                for t in PARTS:
+                    for f in self.part_files(t):
+                        self._try_delete(f)
+                for name in ("scenarios.parquet", "manifest.json"):
+                    self._try_delete(self.path(name))
+            self._sweep_temp_files()
+        except BaseException:
+            self.close()
+            raise
+
+    def _sweep_temp_files(self) -> None:
+        """Temporary files of a run that was killed mid-write are garbage: remove them (we hold the lock)."""
+        if not self.local:
+            return
+        for folder in (self.root, *(self.path(t) for t in PARTS)):
+            sel = pafs.FileSelector(folder, allow_not_found=True)
+            for i in self.fs.get_file_info(sel):
+                name = i.base_name
+                # .tmp-* now; manifest.json.tmp-* from earlier versions
+                if i.type == pafs.FileType.File and (name.startswith(".tmp-") or name.startswith("manifest.json.tmp-")):
+                    self._try_delete(i.path)
+
+    def _lock(self) -> None:
+        """Take ``.lock``: an exclusive ``flock`` held for the whole run, so the kernel frees it when this
+        process dies however it dies (a dead run's lock is taken over). The file also names its holder,
+        for the message another run prints; a lock file naming a live process on this host (written
+        without ``flock``) is respected too."""
+        if not self.local:
+            return  # object stores have no locks; one writer per URI is the user's to keep
+        lock = os.path.join(self.root, ".lock")
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
+              "start_ticks": _start_ticks(os.getpid())}
+        for _ in range(10):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+            except OSError as e:
+                raise _fail(self.out, f"cannot write here: {_reason(e)}") from None
+            mine = False
+            try:
+                mine = _try_flock(fd)
+                if mine and not _same_file(lock, fd):
+                    os.close(fd)  # its holder removed it between our open and flock: lock the new one
+                    continue
+                other = _read_lock(fd)
+                for _ in range(10):  # a holder that has just taken the lock writes its name at once
+                    if mine or other:
+                        break
+                    time.sleep(0.02)
+                    other = _read_lock(fd)
+                if not mine or _holder_alive(other, me["host"]):
+                    raise _fail(self.out, f"in use by another sweep run (pid {other.get('pid', '?')} on "
+                                          f"{other.get('host', '?')}); wait for it to finish, or remove {lock} "
+                                          "if that run is gone")
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(me).encode(), 0)
+            except OSError as e:
+                if mine:  # ours (its last holder is gone): leave no empty lock file behind
+                    _unlink_quietly(lock)
+                os.close(fd)
+                raise _fail(self.out, f"cannot write the lock file: {_reason(e)}") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            self._lock_fd = fd
+            return
+        raise _fail(self.out, f"cannot take {lock}: it keeps being replaced by another process")
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            _unlink_quietly(os.path.join(self.root, ".lock"))  # while still holding it (see _lock)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # ------------------------------------------------------------------ reading what is done
+
+    def finished_task_ids(self, include_errors: bool = True) -> set[str]:
+        """Task ids with a row in ``solutions`` (resume skips them). A task whose worker was lost
+        (error starting with :data:`~sweep.vocab.LOST`) is not finished; other errors count as
+        finished unless ``include_errors`` is false."""
+        done: set[str] = set()
+        for f in self.part_files("solutions"):
+            t = self.read_table(f, columns=["task_id", "status", "error"]).to_pydict()
+            for i, s, err in zip(t["task_id"], t["status"], t["error"], strict=True):
+                if s != "error" or (include_errors and not (err or "").startswith(LOST)):
+                    done.add(i)
+        return done
+
+    # ------------------------------------------------------------------ writing
+
+    def write_scenarios(self, new: pa.Table) -> None:
+        """scenarios.parquet: these scenarios (a :func:`scenarios_table`) plus earlier runs' ones not among them."""
+        seen = set(new.column("scenario_id").to_pylist())
+        dest = self.path("scenarios.parquet")
+        if self._exists(dest):
+            try:
+                old = pq.read_table(dest, filesystem=self.fs)
+                keep = [sid not in seen for sid in old.column("scenario_id").to_pylist()]
+                old = old.filter(pa.array(keep, pa.bool_()))
+                if old.num_rows:
+                    new = pa.concat_tables([new, old.select(new.schema.names).cast(new.schema)])
+            except (pa.ArrowInvalid, KeyError, OSError):
+                pass  # an unreadable or older-schema file is replaced
+        self._write_table(new, dest, "scenarios.parquet")
+
+    def add(self, outputs: Iterable[TaskOutput]) -> None:
+        for o in outputs:
+            self._buf["solutions"].append(o.solution)
+            self._buf["frontier"].extend(o.frontier)
+            self.counts.written += 1
+            if o.solution["status"] == "error":
+                self.counts.errors += 1
+                self.counts.lost += (o.solution.get("error") or "").startswith(LOST)
+        if len(self._buf["solutions"]) >= self.rows_per_part or time.monotonic() - self._last_flush >= self.flush_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered rows as new parts (frontier first: see the module docstring)."""
+        for t in ("frontier", "solutions"):
+            rows = self._buf[t]
+            if rows:
+                table = pa.Table.from_pylist(rows, schema=_TABLE_SCHEMA[t])
+                self._write_table(table, self._new_part_name(t), f"results ({t} part)", "part")
+                self._buf[t] = []
+        self._last_flush = time.monotonic()
+
+    def write_manifest(self, info: dict) -> None:
+        dest = self.path("manifest.json")
+        created = None
+        if self._exists(dest):
+            try:
+                with self.fs.open_input_stream(dest) as f:
+                    created = json.loads(f.read().decode()).get("created")
+            except (OSError, ValueError):
+                created = None
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        doc = {"sweep": self.sweep, "created": created or now, "updated": now, **info}
+        self._write_bytes((json.dumps(doc, indent=2, default=str) + "\n").encode(), dest, "manifest.json")
+
+    # ------------------------------------------------------------------ compaction
+
+    def compact(self, max_rows_per_part: int = 500_000) -> None:
+        """Merge parts, drop duplicate keys (newest wins), mark the best enumeration point per scenario."""
+        self.flush()
+        self._compact_table("frontier", ("scenario_id", "rank"), max_rows_per_part)
+        self._compact_table("solutions", ("task_id",), max_rows_per_part)
+
+    def _compact_table(self, table: str, key: tuple[str, ...], max_rows: int) -> None:
+        files = self.part_files(table)
+        if not files:
+            return
+        cols = list(key) + (["scenario_id", "method", "cost_per_hour", "throughput_tok_s", "is_best", "budget"]
+                            if table == "solutions" else [])
+        cols = list(dict.fromkeys(cols))
+        index: dict[tuple, tuple[int, int]] = {}  # key -> (file index, row) of its newest row
+        best_enum: dict[str, tuple[tuple, tuple[int, int]]] = {}
+        metas = []
+        newest_part: dict[str, int] = {}  # frontier: the part holding a scenario's latest frontier
+        for fi, f in enumerate(files):
+            t = self.read_table(f, columns=cols).to_pydict()
+            metas.append(len(t[key[0]]))
+            for r in range(len(t[key[0]])):
+                index[tuple(t[k][r] for k in key)] = (fi, r)
+                if table == "frontier":
+                    newest_part[t["scenario_id"][r]] = fi
+        if table == "frontier":
+            # one pareto task writes its whole frontier into one part: a re-run's (possibly shorter)
+            # frontier replaces every point of the earlier one, not just the ranks it shares
+            index = {k: pos for k, pos in index.items() if pos[0] == newest_part[k[0]]}
+        needs_best = False
+        if table == "solutions":
+            # the newest row of each task decides; then the best enumeration point per scenario
+            for fi, f in enumerate(files):
+                t = self.read_table(f, columns=cols).to_pydict()
+                for r in range(len(t["task_id"])):
+                    if t["method"][r] != "enumeration" or index[(t["task_id"][r],)] != (fi, r):
+                        continue
+                    needs_best = True
+                    c, thr = t["cost_per_hour"][r], t["throughput_tok_s"][r]
+                    if c is None or not thr:
+                        continue
+                    # least $/token; ties: higher throughput, then the lower budget (as queries do)
+                    rank = (cost_per_token_key(c, thr), -thr, t["budget"][r] or 0.0)
+                    cur = best_enum.get(t["scenario_id"][r])
+                    if cur is None or rank < cur[0]:
+                        best_enum[t["scenario_id"][r]] = (rank, (fi, r))
+        if len(files) == 1 and len(index) == metas[0] and not needs_best:
+            return  # one part, no duplicates, nothing to mark
+        keep_pos = set(index.values())
+        best_pos = {v[1] for v in best_enum.values()}
+        written: list[pa.Table] = []
+        pending_rows = 0
+        new_files: list[str] = []
+
+        def emit() -> None:
+            nonlocal written, pending_rows
+            if written:
+                dest = self._new_part_name(table)
+                self._write_table(pa.concat_tables(written), dest, f"results (merging {table} parts)")
+                new_files.append(dest)
+                written, pending_rows = [], 0
+
+        for fi, f in enumerate(files):
+            t = self.read_table(f, schema=_TABLE_SCHEMA[table])
+            mask = [(fi, r) in keep_pos for r in range(t.num_rows)]
+            t = t.filter(pa.array(mask, pa.bool_()))
+            if table == "solutions" and needs_best:
+                rows_pos = [r for r in range(len(mask)) if mask[r]]
+                methods = t.column("method").to_pylist()
+                best = t.column("is_best").to_pylist()
+                for i, r in enumerate(rows_pos):
+                    if methods[i] == "enumeration":
+                        best[i] = (fi, r) in best_pos
+                t = t.set_column(t.schema.get_field_index("is_best"), "is_best", pa.array(best, pa.bool_()))
+            written.append(t)
+            pending_rows += t.num_rows
+            if pending_rows >= max_rows:
+                emit()
+        emit()
+        faults.point(f"compact-{table}")
+        for f in files:  # only after every new part is in place
+            self._try_delete(f)
+
+
+def scenarios_table(sweep: str, scenarios: Iterable[Scenario]) -> pa.Table:
+    """The scenarios.parquet rows: sweep, scenario_id, origin and every resolved parameter."""
+    sch = schema.scenarios_schema({k: v.kind for k, v in SCHEMA.items()})
+    cols: dict[str, list[Any]] = {f.name: [] for f in sch}
+    for sc in scenarios:
+        cols["sweep"].append(sweep)
+        cols["scenario_id"].append(sc.scenario_id)
+        cols["origin"].append(sc.origin)
+        for k in SCHEMA:
+            cols[schema.param_column(k)].append(schema.param_value(sc.params[k], SCHEMA[k].kind))
+    return pa.table(cols, schema=sch)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _fsync(path: str) -> None:
+    """Data on disk before the rename that publishes it (a power cut must not leave an empty part)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _try_flock(fd: int) -> bool:
+    """True if this process now holds an exclusive lock on ``fd``; False if another holds one.
+    Where the file system has no ``flock``, the holder named in the file decides (see ``_lock``)."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as e:
+        if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            return True
+        raise
+    return True
+
+
+def _same_file(path: str, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _read_lock(fd: int) -> dict:
+    try:
+        doc = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When a process started (clock ticks since boot), to tell a live holder from a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _holder_alive(other: dict, host: str) -> bool:
+    """Whether the run named in a lock file still runs: same host, pid alive, not this process, and
+    (when recorded) started when the holder did."""
+    try:
+        pid = int(other.get("pid", 0) or 0)
+    except (TypeError, ValueError):
+        return False
+    if other.get("host") != host or pid == os.getpid() or not _alive(pid):
+        return False
+    ticks = other.get("start_ticks")
+    return ticks is None or _start_ticks(pid) in (None, ticks)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
