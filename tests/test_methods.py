@@ -390,7 +390,7 @@ def test_min_cost_needs_a_demand_and_answers_the_cheapest_fleet(run_cli, small_s
     res = run_cli("solve", REPO / "jobs" / "counterexample.toml", "--method", "min_cost")
     assert res.code == 2 and res.err.strip().splitlines() == [
         "error: workload.min_throughput: method min_cost needs a demand: set workload.min_throughput to the "
-        "tokens/s the fleet must serve"], res.err
+        "tokens/s the fleet must serve, or workload.request_rate to the requests/s"], res.err
     path = small_scenario({"workload.min_throughput": 2500.5})
     rows = {r["method"]: r for r in map(json.loads, run_cli("solve", path, "-m", "min_cost,pareto", "--json").out.splitlines())}
     serving = [p for p in rows["pareto"]["frontier"] if p["throughput_tok_s"] >= 2500.5]

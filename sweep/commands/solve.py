@@ -12,7 +12,7 @@ from sweep.report import fmt_cpt, fmt_money, fmt_tok_s, table
 from sweep.solve.methods import ALL_METHODS, EXACT_METHODS, gap_pct
 from sweep.solve.milp import NO_CANDIDATE, NO_FLEET, OPTIMAL, Fleet
 from sweep.solve.prepare import Prepared, prepare, solve_scenario
-from sweep.solve.result import MethodResult, allocation, to_row
+from sweep.solve.result import MethodResult, allocation, to_row, tokens_per_request
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,7 +35,8 @@ def parse_methods(names: list[str], has_demand: bool = True) -> list[str]:
                 out.extend(m for m in ALL_METHODS if has_demand or m != "min_cost")
             elif part == "min_cost" and not has_demand:
                 bad.append(Problem("workload.min_throughput", "method min_cost needs a demand: set "
-                                   "workload.min_throughput to the tokens/s the fleet must serve"))
+                                   "workload.min_throughput to the tokens/s the fleet must serve, or "
+                                   "workload.request_rate to the requests/s"))
             elif part in ALL_METHODS:
                 out.append(part)
             else:
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError([Problem("--budget", f"must be >= 0, got {args.budget}")])
         overrides["limits.budget"] = args.budget
     sc = load_scenario(args.scenario, overrides)
-    methods = parse_methods(args.method, has_demand=bool(sc["workload.min_throughput"]))
+    methods = parse_methods(args.method, has_demand=bool(sc["workload.min_throughput"] or sc["workload.request_rate"]))
     prep = prepare(sc)
     from sweep.inputs.freshness import stale_prices_warning
 
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     results = solve_scenario(prep, methods)
     if args.json:
         for r in results:
-            print(json.dumps(to_row(prep.instance, r, prep.scenario_id)))
+            print(json.dumps(to_row(prep.instance, r, prep.scenario_id, tokens_per_request(prep.scenario))))
         return 0
     print(render(prep, results))
     return 0
@@ -83,10 +84,16 @@ def describe(prep: Prepared) -> str:
     sc = prep.scenario
     p = sc.params
     extra = []
+    at_load = p["workload.ttft_slo_ms"] or p["workload.request_rate"]
+    pct = f" p{p['workload.slo_percentile']:g}" if at_load else ""
+    if p["workload.ttft_slo_ms"]:
+        extra.append(f"TTFT{pct} ≤ {p['workload.ttft_slo_ms']:g} ms at load")
     if p["workload.tpot_slo_ms"]:
-        extra.append(f"TPOT ≤ {p['workload.tpot_slo_ms']:g} ms")
+        extra.append(f"TPOT{pct} ≤ {p['workload.tpot_slo_ms']:g} ms")
     if p["workload.min_throughput"]:
         extra.append(f"≥ {p['workload.min_throughput']:g} tok/s")
+    if p["workload.request_rate"]:
+        extra.append(f"≥ {p['workload.request_rate']:g} requests/s")
     if p["limits.budget"]:
         extra.append(f"budget ${p['limits.budget']:g}/h")
     if p["limits.max_gpus"]:
@@ -110,7 +117,9 @@ def deployment(prep: Prepared, fleet: Fleet) -> str:
         rows.append([name, a["gpu"], a["tp"], a["pp"], a["replicas"], a["nodes"], fmt_tok_s(cand.throughput_tok_s * n)])
     lines = [table(["offering", "gpu", "tp", "pp", "replicas", "nodes", "tok/s"], rows)]
     cpt = fleet.cost_per_token or 0.0
-    lines.append(f"total: {fleet.gpus} GPUs, {fmt_tok_s(fleet.throughput_tok_s)} tok/s, {fmt_money(fleet.cost_per_hour)}/h, "
+    per_request = tokens_per_request(prep.scenario)
+    rate = f" = {fleet.throughput_tok_s / per_request:,.3f} requests/s" if per_request else ""
+    lines.append(f"total: {fleet.gpus} GPUs, {fmt_tok_s(fleet.throughput_tok_s)} tok/s{rate}, {fmt_money(fleet.cost_per_hour)}/h, "
                  f"{fmt_cpt(fleet.cost_per_token)}/token = ${cpt * 1e6:.4f} per M tokens")
     return "\n".join(lines)
 

@@ -4,7 +4,9 @@ pipeline's stages — as a :class:`Candidate` with its modelled throughput, and 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
+from sweep.fleet.latency import ReplicaTiming, max_rate_rps, tpot_at_rate_ms
 from sweep.fleet.perf import Estimate, Knobs, Workload, estimate
 from sweep.inputs.scenario import Scenario
 
@@ -59,7 +61,52 @@ class CandidateTable:
 
 
 def workload_of(sc: Scenario) -> Workload:
-    return Workload(sc["workload.prompt_tokens"], sc["workload.output_tokens"], sc["workload.tpot_slo_ms"], sc["perf.dtype"])
+    return Workload(sc["workload.prompt_tokens"], sc["workload.output_tokens"], sc["workload.tpot_slo_ms"], sc["perf.dtype"],
+                    timing=at_load_limits(sc) is not None, ttft_slo_ms=sc["workload.ttft_slo_ms"])
+
+
+def at_load_limits(sc: Scenario) -> tuple[float | None, float | None, float] | None:
+    """(TTFT limit ms, TPOT limit ms, percentile) a candidate's usable rate is checked against at load
+    (SPEC §4.2), or None when nothing is: without a TTFT limit or a request rate the TPOT limit only
+    caps the batch (as it always does), and with a request rate but no latency limit every rate up to
+    the batch-limited throughput is usable."""
+    ttft = sc["workload.ttft_slo_ms"] or None
+    tpot = (sc["workload.tpot_slo_ms"] or None) if (ttft or sc["workload.request_rate"]) else None
+    if ttft is None and tpot is None:
+        return None
+    return ttft, tpot, sc["workload.slo_percentile"]
+
+
+@lru_cache(maxsize=8192)
+def usable_rate_rps(timing: ReplicaTiming, ttft_slo_ms: float | None, tpot_slo_ms: float | None,
+                    percentile: float) -> float:
+    """:func:`sweep.fleet.latency.max_rate_rps`, memoised per replica timing and limits (one call is
+    ~0.03 s at batch 256; one GPU layout recurs across offerings, templates and scenarios of a grid)."""
+    return max_rate_rps(timing, ttft_slo_ms, tpot_slo_ms, percentile)
+
+
+def _ms(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def cap_at_load(sc: Scenario, c: Candidate, est: Estimate) -> Candidate:
+    """SPEC §4.2: the candidate's usable throughput is the smaller of its batch-limited throughput and
+    the largest request rate meeting the latency limits at load × output tokens; a candidate no rate
+    serves is dropped, naming the limit a lone request misses."""
+    limits = at_load_limits(sc)
+    if limits is None or est.timing is None or not c.kept:
+        return c
+    ttft, tpot, pct = limits
+    rate = usable_rate_rps(est.timing, ttft, tpot, pct)
+    if rate <= 0:
+        lone_ttft = est.timing.first_token_s * 1e3
+        if ttft is not None and lone_ttft > ttft:
+            why = f"TTFT p{pct:g} of a lone request {_ms(lone_ttft)} ms is above the {_ms(ttft)} ms limit"
+        else:
+            lone = tpot_at_rate_ms(est.timing, 0.0, pct)
+            why = f"TPOT p{pct:g} of a lone request {_ms(lone)} ms is above the {_ms(tpot or 0.0)} ms limit"
+        return replace(c, throughput_tok_s=0.0, kept=False, reason=why)
+    return replace(c, throughput_tok_s=min(c.throughput_tok_s, rate * est.timing.output_tokens))
 
 
 def candidate_cost_units(sc: Scenario, c: Candidate) -> float:
@@ -96,4 +143,4 @@ def roofline(sc: Scenario, base: Candidate, knobs: Knobs, wl: Workload,
     thr = est.throughput_tok_s
     if thr <= 0:
         return replace(base, kept=False, reason="no throughput")
-    return replace(base, throughput_tok_s=thr, batch=est.batch, tpot_ms=round(est.tpot_ms, 3))
+    return cap_at_load(sc, replace(base, throughput_tok_s=thr, batch=est.batch, tpot_ms=round(est.tpot_ms, 3)), est)

@@ -38,6 +38,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from sweep.fleet.latency import ReplicaTiming
 from sweep.inputs.calibration import Family
 from sweep.inputs.catalog import Gpu, Model
 
@@ -67,6 +68,7 @@ def builtin_families() -> tuple[tuple[Family, tuple[str, ...]], ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=1024)
 def family_of(gpu_name: str) -> str:
     """The family a GPU belongs to: the longest matching name prefix in the families table, else 'default'."""
     best, best_len = "default", -1
@@ -138,6 +140,8 @@ class Workload:
     output_tokens: int
     tpot_slo_ms: float = 0.0  # 0 = no limit
     dtype: str = "bf16"
+    timing: bool = False  # also build Estimate.timing (for latency at load, SPEC §4.2)
+    ttft_slo_ms: float = 0.0  # with timing: a replica whose lone request misses it gets a batch-1 table only
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,7 @@ class Estimate:
     tpot_ms: float
     weights_gb_per_gpu: float = 0.0
     reason: str = ""
+    timing: ReplicaTiming | None = None  # the replica's timing at batches 1..batch, when Workload.timing
 
 
 def dtype_bytes(model: Model, dtype: str) -> tuple[float, float]:
@@ -305,7 +310,36 @@ def pipeline_estimate(
                     hi = mid - 1
             b = lo
     t = tpot_s(b)
-    return Estimate(b / t, b, t * 1e3, weights_gb)
+    return Estimate(b / t, b, t * 1e3, weights_gb,
+                    timing=_timing(model, wl, stages, knobs, links, b) if wl.timing else None)
+
+
+def _timing(model: Model, wl: Workload, stages: list[StageShape], knobs: Knobs, links: list[float],
+            batch: int) -> ReplicaTiming:
+    """The replica's timing for the latency-at-load model (sweep.fleet.latency): the round of
+    ``pipeline_estimate`` without its ``b·prefill/output_tokens`` term (stage steps, link hops and the
+    per-sequence overhead) for b = 1..batch; the busiest stage's prefill as the engine time per request;
+    for a pipeline, every stage's prefill plus the prompt's link hops as the time to the first token."""
+    pp = len(stages)
+
+    distinct = list(dict.fromkeys(stages))  # a homogeneous pipeline has at most two stage shapes
+
+    def step_s(b: int) -> float:
+        m = b / min(pp, b)
+        busy = max(min(pp, b) * stage_step_s(model, wl, st, knobs, m) for st in distinct)
+        hop = sum(knobs.allreduce_latency_us * 1e-6 + m * model.hidden * ACT_BYTES / (bw * 1e9) for bw in links)
+        return busy + hop + b * knobs.seq_step_us * 1e-6
+
+    one = {st: stage_prefill_s(model, wl, st, knobs) for st in distinct}
+    prefills = [one[st] for st in stages]
+    first = None
+    if pp > 1:
+        first = sum(prefills) + sum(knobs.allreduce_latency_us * 1e-6
+                                    + wl.prompt_tokens * model.hidden * ACT_BYTES / (bw * 1e9) for bw in links)
+    lone_ttft_s = first if first is not None else max(prefills)
+    if 0 < wl.ttft_slo_ms < lone_ttft_s * 1e3:
+        batch = 1  # no rate meets the TTFT limit whatever the batch: spare the table
+    return ReplicaTiming.from_step_fn(max(prefills), step_s, batch, wl.output_tokens, first)
 
 
 def estimate(model: Model, gpu: Gpu, tp: int, pp: int, wl: Workload, knobs: Knobs,

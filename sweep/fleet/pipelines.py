@@ -10,7 +10,8 @@ A mixed candidate draws GPUs from several offerings (``Candidate.uses``); the MI
 - each offering holds a block of ``k ≥ 1`` consecutive stages of one TP (from ``perf.tp``, dividing
   its ``gpus_per_node`` and the model's heads), at most ``perf.max_stages`` stages in all;
 - the blocks are ordered to minimise the time spent on the links; layers are contiguous, at least one
-  per stage, and split to *maximise the estimated throughput* (exactly, see :class:`_Splitter`);
+  per stage, and split to *maximise the estimated throughput* (exactly, see :class:`_Splitter`); a
+  TTFT limit (SPEC §4.2) then caps that split's throughput — the split is not re-chosen for the limit;
 - one replica must fit the offerings' availability, ``limits.max_gpus`` and ``limits.budget``.
 
 **Links** between consecutive stages (GB/s): within one offering, its GPU link when the pipeline's GPUs
@@ -41,7 +42,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sweep.errors import InputError, Problem
-from sweep.fleet.layouts import Candidate, Stage, layout, roofline
+from sweep.fleet.layouts import Candidate, Stage, cap_at_load, layout, roofline
 from sweep.fleet.perf import (
     ACT_BYTES,
     Estimate,
@@ -337,8 +338,9 @@ def _candidate(sc: Scenario, blocks: Sequence[Block], layers: Sequence[int], est
         first += n
     gpu = "+".join(dict.fromkeys(s.gpu for s in stages))
     uses = tuple((b.offering, b.tp * b.count) for b in blocks)
-    return Candidate(stages[0].offering, gpu, stages[0].tp, len(stages), sum(s.tp for s in stages), thr,
-                     est.batch, round(est.tpot_ms, 3), uses, tuple(stages))
+    cand = cap_at_load(sc, Candidate(stages[0].offering, gpu, stages[0].tp, len(stages), sum(s.tp for s in stages),
+                                     thr, est.batch, round(est.tpot_ms, 3), uses, tuple(stages)), est)
+    return cand if cand.kept else None  # (a TTFT limit: the split is the batch-limited best one)
 
 
 def _homogeneous(sc: Scenario, knobs: Knobs, wl: Workload) -> list[Candidate]:

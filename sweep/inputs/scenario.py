@@ -68,6 +68,10 @@ def _open_fraction(v: Any) -> str | None:
     return None if 0 < v < 1 else "must be in (0, 1)"
 
 
+def _percentile(v: Any) -> str | None:
+    return None if 0 < v < 100 and math.isfinite(v) else "must be in (0, 100)"
+
+
 def _one_of(*choices: str) -> Check:
     def check(v: Any) -> str | None:
         return None if v in choices else f"must be one of {', '.join(repr(c) for c in choices)}, got {v!r}"
@@ -121,6 +125,10 @@ SCHEMA: dict[str, Key] = {
     "workload.output_tokens": Key("int", 256, _positive, "mean output length, tokens"),
     "workload.tpot_slo_ms": Key("float", 0.0, _non_negative, "per-output-token latency limit, ms (0 = none)"),
     "workload.min_throughput": Key("float", 0.0, _non_negative, "output tokens/s the fleet must serve (0 = none)"),
+    "workload.request_rate": Key("float", 0.0, _non_negative, "requests/s the fleet must serve (0 = none)"),
+    "workload.ttft_slo_ms": Key("float", 0.0, _non_negative, "time-to-first-token limit at the planned load, ms (0 = none)"),
+    "workload.slo_percentile": Key("float", 90.0, _percentile, "percentile the TTFT limit (and, with a TTFT limit "
+                                   "or request rate, the TPOT limit) applies to"),
     "catalog.gpus": Key("str", "builtin", None, "'builtin' or a CSV path"),
     "catalog.offerings": Key("str", "builtin", None, "'builtin' or a CSV path"),
     "catalog.models": Key("str", "builtin", None, "'builtin' or a CSV path"),
@@ -178,6 +186,9 @@ ALIASES = {
     "time_limit_seconds": "solver.time_limit_s",
 }
 _FILE_KEYS = ("catalog.gpus", "catalog.offerings", "catalog.models", "perf.profile", "perf.calibration")
+# keys added after datasets existed: left out of the scenario id at their defaults, so a scenario's id
+# (and a re-run's recognition of finished work) does not change with them
+_LATER_KEYS = ("workload.request_rate", "workload.ttft_slo_ms", "workload.slo_percentile")
 
 
 @dataclass(frozen=True)
@@ -220,7 +231,8 @@ class Scenario:
     @property
     def scenario_id(self) -> str:
         """Stable hash of the resolved content, referenced data files included (not their paths)."""
-        content = {k: v for k, v in self.params.items() if k not in _FILE_KEYS}
+        content = {k: v for k, v in self.params.items()
+                   if k not in _FILE_KEYS and not (k in _LATER_KEYS and v == SCHEMA[k].default)}
         content["files"] = self.digests
         blob = json.dumps(content, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -384,6 +396,10 @@ def check_params(raw: Mapping[str, Any], where: str, problems: Problems) -> dict
             f"{where}: methods.enumeration" if where else "methods.enumeration",
             f"budget_min ({e_min}) is above budget_max ({e_max})",
         )
+    if params["workload.ttft_slo_ms"] > 0 and params["perf.source"] != "roofline":
+        problems.add(f"{where}: workload.ttft_slo_ms" if where else "workload.ttft_slo_ms",
+                     f"needs perf.source = 'roofline' (profile rows carry no prefill time to model TTFT), "
+                     f"got '{params['perf.source']}'")
     if params["perf.source"] != "roofline" and not params["perf.profile"]:
         problems.add(f"{where}: perf.profile" if where else "perf.profile", f"required when perf.source = '{params['perf.source']}'")
     return params

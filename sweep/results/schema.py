@@ -41,6 +41,8 @@ SOLUTIONS = pa.schema([
     ("is_best", pa.bool_()),  # the row a method answers with (enumeration: its best budget point)
     ("mip_gap", pa.float64()),
     ("path", pa.string()),  # JSON: iterations / budgets the method took
+    ("request_rate", pa.float64()),  # requests/s (throughput / output tokens) when the scenario has a request
+    # rate or a TTFT limit, else null; older datasets without the column read it as nulls
 ])
 
 FRONTIER = pa.schema([

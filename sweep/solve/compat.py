@@ -33,7 +33,7 @@ from sweep.solve.methods import (
 )
 from sweep.solve.milp import Fleet
 from sweep.solve.prepare import Prepared, prepare
-from sweep.solve.result import MethodResult, allocation, better, to_row
+from sweep.solve.result import MethodResult, allocation, better, to_row, tokens_per_request
 
 
 def _cpt(fleet: Fleet) -> str:
@@ -201,7 +201,8 @@ class Solver:
 
     def _keep(self, r: MethodResult) -> dict[str, Any]:
         self.result = r
-        row = to_row(self.prepared.instance, r, self.prepared.scenario_id)  # the SPEC §7 fields
+        row = to_row(self.prepared.instance, r, self.prepared.scenario_id,
+                     tokens_per_request(self.prepared.scenario))  # SPEC §7 fields
         self.solution = {**row, "throughput_tokens_per_sec": row["throughput_tok_s"]}  # the note's name too
         return self.solution
 

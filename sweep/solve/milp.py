@@ -187,7 +187,9 @@ def instance_of(sc: Scenario, table: CandidateTable) -> Instance:
         candidates=table.kept,
         budget_units=math.floor(budget * COST_UNITS_PER_DOLLAR + 1e-9) if budget else 0,
         max_gpus=sc["limits.max_gpus"],
-        min_throughput_tok_s=float(sc["workload.min_throughput"]),
+        # a request rate is a demand of rate × output tokens/s (SPEC §5.2, one bucket)
+        min_throughput_tok_s=max(float(sc["workload.min_throughput"]),
+                                 sc["workload.request_rate"] * sc["workload.output_tokens"]),
         solver=sc["solver.name"],
         time_limit_s=sc["solver.time_limit_s"],
     )

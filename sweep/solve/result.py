@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from sweep.inputs.catalog import COST_UNITS_PER_DOLLAR
+from sweep.inputs.scenario import Scenario
 from sweep.solve.milp import ERROR, INFEASIBLE, OPTIMAL, TIME_LIMIT, Fleet, Instance
 
 _STATUS_RANK = {OPTIMAL: 0, INFEASIBLE: 1, TIME_LIMIT: 2, ERROR: 3}
@@ -94,13 +95,24 @@ def allocation(inst: Instance, fleet: Fleet | None) -> list[dict]:
     return out
 
 
-def fleet_fields(inst: Instance | None, fleet: Fleet | None) -> dict:
+def fleet_fields(inst: Instance | None, fleet: Fleet | None, per_request: int = 0) -> dict:
     """A fleet's result columns: cost_per_hour ($/h), throughput_tok_s, cost_per_token ($), gpus and
-    allocation — None (and no allocation) when there is no fleet."""
+    allocation — None (and no allocation) when there is no fleet; with ``per_request`` (output tokens per
+    request, see :func:`tokens_per_request`) also request_rate (requests/s)."""
     if fleet is None or inst is None:
-        return {"cost_per_hour": None, "throughput_tok_s": None, "cost_per_token": None, "gpus": None,
-                "allocation": []}
-    return {**point_dict(fleet), "gpus": fleet.gpus, "allocation": allocation(inst, fleet)}
+        out = {"cost_per_hour": None, "throughput_tok_s": None, "cost_per_token": None, "gpus": None,
+               "allocation": []}
+        return {**out, "request_rate": None} if per_request else out
+    out = {**point_dict(fleet), "gpus": fleet.gpus, "allocation": allocation(inst, fleet)}
+    return {**out, "request_rate": fleet.throughput_tok_s / per_request} if per_request else out
+
+
+def tokens_per_request(sc: Scenario) -> int:
+    """Output tokens per request when the scenario plans for requests (a request rate or a TTFT limit,
+    SPEC §5.2): results then carry ``request_rate`` = throughput / this; else 0 (no such field)."""
+    if sc["workload.request_rate"] or sc["workload.ttft_slo_ms"]:
+        return sc["workload.output_tokens"]
+    return 0
 
 
 def point_dict(fleet: Fleet) -> dict:
@@ -108,14 +120,14 @@ def point_dict(fleet: Fleet) -> dict:
             "cost_per_token": fleet.cost_per_token}
 
 
-def to_row(inst: Instance, r: MethodResult, scenario_id: str = "") -> dict:
-    """The SPEC §7 ``--json`` object of a method result."""
+def to_row(inst: Instance, r: MethodResult, scenario_id: str = "", per_request: int = 0) -> dict:
+    """The SPEC §7 ``--json`` object of a method result (``per_request``: see :func:`fleet_fields`)."""
     row: dict = {
         "scenario_id": scenario_id,
         "method": r.method,
         "status": r.status,
         "budget": r.budget,
-        **fleet_fields(inst, r.fleet),
+        **fleet_fields(inst, r.fleet, per_request),
         "solves": r.solves,
         "seconds": round(r.seconds, 6),
         "solver": r.solver,

@@ -146,7 +146,7 @@ def min_cost(inst: Instance, _: MethodParams | None = None) -> MethodResult:
     checked in exact arithmetic."""
     tally = Tally(inst.solver)
     if inst.min_throughput_tok_s <= 0:
-        tally.fail("min_cost needs a demand (workload.min_throughput)")
+        tally.fail("min_cost needs a demand (workload.min_throughput or workload.request_rate)")
         return tally.result("min_cost", inst, None)
     if not inst.candidates:
         return tally.result("min_cost", inst, None, message=NO_CANDIDATE)
