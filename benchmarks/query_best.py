@@ -103,6 +103,8 @@ def make_dataset(root: Path, rows: int, parts: int, dup_frac: float = 0.0, seed:
         "mip_gap": pa.nulls(rows, pa.float64()),
         "path": pa.array(np.where(method == "iterative", '[{"step": "stop", "reason": "max_iter"}]', None)),
     }
+    # columns this script does not know (request_rate: scenarios with a request rate) stay null
+    cols = {f.name: cols.get(f.name, pa.nulls(rows, f.type)) for f in schema.SOLUTIONS}
     table = pa.table(cols, schema=schema.SOLUTIONS)
     (root / "solutions").mkdir(parents=True)
     (root / "frontier").mkdir()
