@@ -5,7 +5,19 @@ One home for rules that the store, queries, plots and reports all apply to resul
 
 from __future__ import annotations
 
+from enum import StrEnum
 from fractions import Fraction
+
+
+class Status(StrEnum):
+    """How a solve or a method ended (SPEC §7), mapped from each solver's own codes
+    (:func:`sweep.solve.milp.run_solver`). A time-limited run with an incumbent is ``TIME_LIMIT``, never
+    ``OPTIMAL``. Values are the strings stored in results."""
+
+    OPTIMAL = "optimal"
+    INFEASIBLE = "infeasible"
+    TIME_LIMIT = "time_limit"
+    ERROR = "error"
 
 COST_UNITS_PER_DOLLAR = 10_000  # prices are multiples of 1e-4 $/h
 EXACT_METHODS = ("dinkelbach", "charnes_cooper", "pareto")  # exact min-$/token methods

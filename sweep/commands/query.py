@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 from typing import TYPE_CHECKING, TextIO
@@ -148,13 +147,6 @@ def _readable_columns(t: pa.Table, frontier: bool) -> list[str]:
 
 
 # --------------------------------------------------------------------------- rendering
-
-
-def render(t: pa.Table, fmt: str) -> str:
-    """A table as text: fixed-width (``table``), CSV or JSON lines (see :func:`write`)."""
-    buf = io.StringIO()
-    write(t, fmt, buf)
-    return buf.getvalue()
 
 
 def write(t: pa.Table, fmt: str, out: TextIO) -> None:
@@ -310,4 +302,4 @@ def fmt_allocation(entries: list[dict] | None) -> str:
     return " + ".join(parts)
 
 
-__all__ = ["add_arguments", "allocation_text", "fmt_allocation", "render", "run", "write"]
+__all__ = ["add_arguments", "allocation_text", "fmt_allocation", "run", "write"]

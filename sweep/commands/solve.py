@@ -13,6 +13,7 @@ from sweep.solve.methods import ALL_METHODS, EXACT_METHODS, gap_pct
 from sweep.solve.milp import NO_CANDIDATE, NO_FLEET, OPTIMAL, Fleet
 from sweep.solve.prepare import Prepared, prepare, solve_scenario
 from sweep.solve.result import MethodResult, allocation, to_row, tokens_per_request
+from sweep.vocab import Status
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -180,7 +181,7 @@ def comparison(results: list[MethodResult]) -> str:
                      fmt_money(f.cost_per_hour) if f else "-", r.solves, f"{r.seconds:.3f}"])
     out = [table(["method", "kind", "status", "$/token", "gap", "tok/s", "$/h", "solves", "seconds"], rows,
                  align="lllrrrrrr")]
-    proved_none = [r.method for r in results if r.method in EXACT_METHODS and r.status == "infeasible"]
+    proved_none = [r.method for r in results if r.method in EXACT_METHODS and r.status == Status.INFEASIBLE]
     if ref is None and proved_none:
         out.append(f"gap: - (no fleet meets the scenario's limits: {', '.join(proved_none)})")
     elif ref is None or exact is None:
@@ -229,8 +230,8 @@ def render(prep: Prepared, results: list[MethodResult]) -> str:
                 out.append(f"  {r.method}: {r.message}")
         if key is not None:
             out.append(deployment(prep, members[0].fleet))
-        elif any(r.status == "infeasible" for r in members):
-            why = dict.fromkeys(_why(prep, r.message) for r in members if r.status == "infeasible" and r.message)
+        elif any(r.status == Status.INFEASIBLE for r in members):
+            why = dict.fromkeys(_why(prep, r.message) for r in members if r.status == Status.INFEASIBLE and r.message)
             why.pop(NO_FLEET, None)
             out.append("  no fleet meets the scenario's limits" + (f" ({'; '.join(why)})" if why else ""))
     return "\n".join(out)
@@ -245,6 +246,6 @@ def _why(prep: Prepared, message: str) -> str:
 
 
 def _no_fleet(r: MethodResult) -> str:
-    if r.status == "infeasible":
+    if r.status == Status.INFEASIBLE:
         return "no fleet meets the scenario's limits"
     return f"no fleet found ({r.status})"

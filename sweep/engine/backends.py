@@ -20,7 +20,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from sweep.engine.plan import LOST, Batch, TaskOutput, Work, error_output, run_batch
+from sweep.engine.plan import Batch, Work
+from sweep.engine.worker import error_output, run_batch
+from sweep.results.rows import TaskOutput
+from sweep.vocab import LOST
 
 BACKENDS = ("serial", "processes", "ray")
 ALIASES = {"multiprocessing": "processes", "local": "processes"}
@@ -30,7 +33,6 @@ ALIASES = {"multiprocessing": "processes", "local": "processes"}
 class BatchResult:
     batch: Batch
     outputs: list[TaskOutput]
-    retries: int = 0
 
 
 def _lost(sweep: str, batch: Batch, why: str) -> BatchResult:
@@ -124,10 +126,10 @@ class ProcessBackend(Backend):
                     continue
                 b, tries = inflight.pop(fut)
                 if exc is None:
-                    yield BatchResult(b, fut.result(), tries)
+                    yield BatchResult(b, fut.result())
                 else:  # the batch ran but its result could not come back (e.g. not picklable)
                     msg = f"worker failed: {exc.__class__.__name__}: {exc}"
-                    yield BatchResult(b, [error_output(sweep, t, msg) for w in b.items for t in w.tasks], tries)
+                    yield BatchResult(b, [error_output(sweep, t, msg) for w in b.items for t in w.tasks])
             if not broken:
                 continue
             # a worker died: the pool is broken and everything in flight fails with it
@@ -136,7 +138,7 @@ class ProcessBackend(Backend):
             finished: list[BatchResult] = []
             for fut, (b, tries) in list(inflight.items()):
                 if fut.done() and fut.exception() is None:
-                    finished.append(BatchResult(b, fut.result(), tries))
+                    finished.append(BatchResult(b, fut.result()))
                 else:
                     hit.append((b, tries))
             inflight.clear()

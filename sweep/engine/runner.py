@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -21,7 +20,7 @@ from sweep.engine.progress import Progress, fmt_duration
 from sweep.inputs.job import Job, load_job
 from sweep.inputs.scenario import Scenario
 from sweep.results.store import Store, StoreError, redact, scenarios_table
-from sweep.vocab import EXACT_METHODS
+from sweep.vocab import EXACT_METHODS, Status
 
 
 @dataclass
@@ -186,7 +185,7 @@ def _run(job: Job, be: Backend, sv: Survey, out: str, *, fresh: bool, retry_erro
             batches = plan(job.scenarios(), job.methods, done, scenarios_per_batch=per_batch, split_tasks=split)
             for res in be.run(job.name, batches):
                 store.add(res.outputs)
-                prog.update(len(res.outputs), sum(o.solution["status"] == "error" for o in res.outputs))
+                prog.update(len(res.outputs), sum(o.solution["status"] == Status.ERROR for o in res.outputs))
             store.compact()
         except KeyboardInterrupt as e:
             summary.interrupted = True
@@ -234,7 +233,3 @@ def best_exact(store: Store) -> dict:
         if not best or row["cost_per_token"] < best["cost_per_token"]:
             best = row
     return best
-
-
-def summary_json(s: RunSummary) -> str:
-    return json.dumps(s.__dict__, default=str)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweep.errors import InputError, Problem
-from sweep.vocab import ALL_METHODS, AT_OPTIMUM_REL, EXACT_METHODS
+from sweep.vocab import ALL_METHODS, AT_OPTIMUM_REL, EXACT_METHODS, Status
 
 if TYPE_CHECKING:
     from sweep.results.query import Results
@@ -145,7 +145,7 @@ def plot_frontier(res: Results, out: str | Path, scenario: str | None = None) ->
     finally:
         con.close()
 
-    exact = [a for a in answers if a["method"] in EXACT_METHODS and a["status"] == "optimal"]
+    exact = [a for a in answers if a["method"] in EXACT_METHODS and a["status"] == Status.OPTIMAL]
     pool = exact or front or answers
     opt = min(pool, key=lambda r: (r["cost_per_token"], -r["throughput_tok_s"])) if pool else None
     opt_label = "exact min $/token" if (exact or front) else "least $/token found (no exact method in this sweep)"

@@ -38,7 +38,7 @@ from sweep.errors import InputError, Problem
 from sweep.inputs.scenario import SCHEMA, Scenario
 from sweep.results import schema
 from sweep.results.rows import TaskOutput
-from sweep.vocab import LOST, cost_per_token_key
+from sweep.vocab import LOST, Status, cost_per_token_key
 
 PARTS = ("solutions", "frontier")
 _TABLE_SCHEMA = {"solutions": schema.SOLUTIONS, "frontier": schema.FRONTIER}
@@ -78,7 +78,6 @@ def _reason(e: BaseException) -> str:
 
 @dataclass
 class Counts:
-    written: int = 0
     errors: int = 0
     lost: int = 0  # errors of tasks whose worker died (a re-run retries them)
 
@@ -311,8 +310,7 @@ class Store:
         for o in outputs:
             self._buf["solutions"].append(o.solution)
             self._buf["frontier"].extend(o.frontier)
-            self.counts.written += 1
-            if o.solution["status"] == "error":
+            if o.solution["status"] == Status.ERROR:
                 self.counts.errors += 1
                 self.counts.lost += (o.solution.get("error") or "").startswith(LOST)
         if len(self._buf["solutions"]) >= self.rows_per_part or time.monotonic() - self._last_flush >= self.flush_s:

@@ -34,6 +34,7 @@ from sweep.solve.methods import (
 from sweep.solve.milp import Fleet
 from sweep.solve.prepare import Prepared, prepare
 from sweep.solve.result import MethodResult, allocation, better, to_row, tokens_per_request
+from sweep.vocab import Status
 
 
 def _cpt(fleet: Fleet) -> str:
@@ -118,7 +119,7 @@ class Solver:
             self._say("")
             self._say(f"[{i}/{len(budgets)}] Budget: ${b:.2f}/hour")
             if p.fleet is None:
-                self._say(f"  Result: no fleet within ${b:.2f}/h" + ("" if p.status == "infeasible" else f" ({p.status})"))
+                self._say(f"  Result: no fleet within ${b:.2f}/h" + ("" if p.status == Status.INFEASIBLE else f" ({p.status})"))
                 continue
             self._say(f"  Result: {_point(p.fleet)}")
             if better(p.fleet, best):
@@ -188,7 +189,7 @@ class Solver:
             return exact
         g = gap_pct(r.fleet, exact.fleet)
         verdict = "-" if g is None else ("the enumeration found it" if g == 0 else f"the enumeration is {g:+.2f}% above it")
-        status = "" if exact.status == "optimal" else f" ({exact.status})"
+        status = "" if exact.status == Status.OPTIMAL else f" ({exact.status})"
         self._say(f"Note: the enumeration is a baseline, not guaranteed optimal; exact optimum (dinkelbach){status}: "
                   f"{_cpt(exact.fleet)}/token at {fmt_tok_s(exact.fleet.throughput_tok_s, grouping=False)} tokens/s, "
                   f"${exact.fleet.cost_per_hour:.2f}/h — {verdict}")

@@ -25,8 +25,9 @@ import pulp
 from sweep.fleet.candidates import Candidate, CandidateTable
 from sweep.inputs.catalog import COST_UNITS_PER_DOLLAR
 from sweep.inputs.scenario import Scenario
+from sweep.vocab import Status
 
-OPTIMAL, INFEASIBLE, TIME_LIMIT, ERROR = "optimal", "infeasible", "time_limit", "error"
+OPTIMAL, INFEASIBLE, TIME_LIMIT, ERROR = Status.OPTIMAL, Status.INFEASIBLE, Status.TIME_LIMIT, Status.ERROR
 
 
 @dataclass(frozen=True)

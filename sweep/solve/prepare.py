@@ -8,7 +8,7 @@ from sweep.fleet.candidates import CandidateTable, build_candidates
 from sweep.inputs.scenario import Scenario
 from sweep.solve.methods import ALL_METHODS, MethodParams, run_method
 from sweep.solve.milp import Instance, instance_of
-from sweep.solve.result import MethodResult, to_row
+from sweep.solve.result import MethodResult
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,3 @@ def solve_scenario(sc: Scenario | Prepared, methods: list[str] | tuple[str, ...]
     """Run each method on the scenario; a failing method gives an ``error`` result, not an exception."""
     prep = sc if isinstance(sc, Prepared) else prepare(sc)
     return [run_method(m, prep.instance, prep.params) for m in methods]
-
-
-def rows(prep: Prepared, results: list[MethodResult]) -> list[dict]:
-    return [to_row(prep.instance, r, prep.scenario_id) for r in results]
