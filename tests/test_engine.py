@@ -72,6 +72,25 @@ def test_ray_backend_same_rows(reference, tmp_path):
     assert rows(tmp_path / "r") == ref
 
 
+@pytest.mark.ray
+@requires_netns
+def test_local_ray_never_attaches_to_a_stale_cluster(reference, tmp_path):
+    """Ray's leftover address file names a cluster that is gone: `--backend ray` without an address
+    starts its own private Ray and gives the same rows (SPEC §9). In a private mount namespace with a
+    tmpfs on /tmp/ray, so the test touches no Ray file outside it."""
+    job, ref = reference
+    out = tmp_path / "stale"
+    script = ("mount -t tmpfs tmpfs /tmp/ray && echo 127.0.0.1:6399 > /tmp/ray/ray_current_cluster && "
+              f"exec {sys.executable} -m sweep.cli run {job} --backend ray --workers 2 -q --out {out}")
+    os.makedirs("/tmp/ray", exist_ok=True)  # the mount point (the mount itself stays in the namespace)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c", script], env=env,
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "internal" not in r.stderr
+    assert rows(out) == ref
+
+
 def test_resume_skips_finished_work(reference, tmp_path):
     job, ref = reference
     out = tmp_path / "o"

@@ -227,7 +227,10 @@ class RayBackend(Backend):
         import ray
 
         if not ray.is_initialized():
-            ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            # "local": a new private Ray, never a cluster found through Ray's leftover address file
+            # (/tmp/ray/ray_current_cluster may name a stale or foreign one; SPEC §9)
+            ray.init(address="local", num_cpus=self.workers, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
             self._started = True
         return ray
 
