@@ -186,6 +186,31 @@ def test_submit_wait_gives_the_same_rows(cluster, job, reference, tmp_path):
 
 @pytest.mark.ray
 @requires_netns
+def test_submit_a_job_whose_base_scenario_names_files_relatively(cluster, tmp_path):
+    """The README's shape: a base scenario.toml naming its catalogs and profile by relative path beside
+    it. Everything a task needs travels with it: the job runs on the two-node cluster and gives the
+    rows a local run gives."""
+    from conftest import SMALL_FILES, SMALL_SCENARIO, toml_text
+
+    folder = tmp_path / "rel"
+    folder.mkdir()
+    for name, content in SMALL_FILES.items():
+        (folder / name).write_text(content)
+    (folder / "scenario.toml").write_text(toml_text(SMALL_SCENARIO))
+    (folder / "job.toml").write_text('[sweep]\nname = "rel"\nmethods = ["dinkelbach", "enumeration", "pareto"]\n'
+                                     'base = "scenario.toml"\n[grid]\n"workload.min_throughput" = [0, 500, 2500.5]\n'
+                                     '"catalog.price" = ["on_demand", "spot"]\n')
+    local = run_sweep(folder / "job.toml", backend="processes", workers=2, out=str(tmp_path / "local"), progress=False)
+    assert local.failures == 0
+    out = tmp_path / "remote"
+    r = sweep_cli("submit", folder / "job.toml", "--address", cluster.dashboard, "--out", out, "--wait",
+                  env=cluster.client_env())
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert rows(out) == rows(tmp_path / "local")
+
+
+@pytest.mark.ray
+@requires_netns
 def test_failed_and_stopped_jobs_exit_1(cluster, job, tmp_path):
     # the output folder is in use on the head (a live lock): the job's `sweep run` exits 2, the job FAILS
     out = tmp_path / "busy"
