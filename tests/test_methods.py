@@ -38,7 +38,7 @@ from sweep.solve.milp import Fleet, Instance, Slot, violations
 from sweep.solve.result import budget_units
 
 REPO = Path(__file__).resolve().parents[1]
-N_RANDOM = {"highs": 200, "cbc": 100}  # instances per solver for the exact methods
+N_RANDOM = {"highs": 200, "cbc": 200}  # instances per solver for the exact methods, min_cost and the budget solve
 N_BASELINE = {"highs": 60, "cbc": 25}  # instances per solver for the baselines' checks
 SOLVERS = ("highs", "cbc")
 EXACT = {"dinkelbach": dinkelbach, "charnes_cooper": charnes_cooper, "pareto": pareto}
