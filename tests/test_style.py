@@ -77,3 +77,26 @@ def test_no_import_cycle_between_modules() -> None:
         if n not in state:
             visit(n, [n])
     assert not cycles, "\n".join(cycles)
+
+
+def test_reading_results_imports_no_solver_and_no_ray(tmp_path) -> None:
+    """`sweep.open_results(...).best()` and `sweep query` need neither PuLP, HiGHS nor Ray (a fresh process
+    reads a dataset written by a tiny serial sweep)."""
+    from engine_jobs import write_job
+
+    from sweep.engine.runner import run_sweep
+
+    job = write_job(tmp_path, name="light")
+    run_sweep(job, backend="serial", out=str(tmp_path / "out"), progress=False)
+    code = (
+        "import sys, io, contextlib\n"
+        "import sweep\n"
+        f"sweep.open_results({str(tmp_path / 'out')!r}).best()\n"
+        "from sweep.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    rc = main(['query', {str(tmp_path / 'out')!r}, '--best', '--format', 'csv'])\n"
+        "print(rc, sorted(m for m in ('pulp', 'highspy', 'ray') if m in sys.modules))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["0", "[]"], r.stdout
