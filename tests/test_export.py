@@ -119,7 +119,7 @@ def test_seed_skypilot_matches_the_solve(run_cli, tmp_path):
         assert set(args) - {"model"} <= set(VLLM_FLAGS)
     loaded = _sky_load(files, tmp_path)
     for got, a in zip(loaded, solved["allocation"], strict=True):
-        # the seed's cheapest per token under sweep/perf.py's calibrated families: 2×H200 (TP2) replicas
+        # the seed's cheapest per token under sweep/fleet/perf.py's calibrated families: 2×H200 (TP2) replicas
         assert got["cloud"] == "vast" and got["accelerators"] == {"H200": 2} and got["num_nodes"] == 1
         assert got["replicas"] == a["replicas"] and got["use_spot"] is False
         assert got["launchable"] == ["2x-H200-32-65536"]  # the fixture's 2×H200 node

@@ -36,7 +36,7 @@ def test_shipped_folder_solves_end_to_end(run_cli) -> None:
     rows = {r["method"]: r for r in map(json.loads, res.out.splitlines())}
     best = rows["dinkelbach"]
     assert best["status"] == "optimal" and best["cost_per_token"] == rows["pareto"]["cost_per_token"]
-    # the cheapest per token (sweep/perf.py's families: A100s sustain more of their peak than the prior L20):
+    # the cheapest per token (sweep/fleet/perf.py's families: A100s sustain more of their peak than the prior L20):
     # both A100s as one 2-stage pipeline; mixed pipelines over the pool are candidates too
     [entry] = best["allocation"]
     assert (entry["offering"], entry["gpu"], entry["tp"], entry["pp"]) == ("A100", "A100-80GB", 1, 2)
