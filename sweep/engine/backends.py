@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -40,8 +41,9 @@ def _lost(sweep: str, batch: Batch, why: str) -> BatchResult:
     return BatchResult(batch, [error_output(sweep, t, LOST + why) for w in batch.items for t in w.tasks])
 
 
-class Backend:
-    """Runs batches of a sweep; subclasses implement :meth:`run`."""
+class Backend(ABC):
+    """Runs batches of a sweep (SPEC §9); subclasses implement :meth:`run`, yielding one
+    :class:`BatchResult` per batch as it finishes. A task's failure is an ``error`` row, never an exception."""
 
     name = "base"
 
@@ -49,10 +51,11 @@ class Backend:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.max_retries = max_retries
 
+    @abstractmethod
     def run(self, sweep: str, batches: Iterable[Batch]) -> Iterator[BatchResult]:
-        raise NotImplementedError
+        """Every batch's result, in the order they finish."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: a backend without workers has nothing to release
         """Release workers (also on interrupt)."""
 
     def describe(self) -> str:
