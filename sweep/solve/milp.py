@@ -467,8 +467,10 @@ class BudgetSolver:
         if second is not first:
             solves, seconds = solves + 1, seconds + second.seconds
             f2 = second.fleet
+            if f2 is not None and f2.throughput_exact > best.throughput_exact:
+                best = f2  # stage 1 stopped within its tolerance short of the maximum: more T wins
             if f2 is not None and f2.throughput_exact == best.throughput_exact:
-                best = f2 if f2.cost_units < best.cost_units else best
+                best = f2 if f2.cost_units <= best.cost_units else best
             else:
                 self._set(m, best.cost_units - 1, float(best.throughput_exact))
                 m.prob.setObjective(-1 * m.C)
