@@ -260,3 +260,12 @@ def test_bad_input(run_cli, tmp_path, args, where):
     errors = [ln for ln in r.err_lines if not ln.startswith("warning:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {subst.get(where, where)}"), r.err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_profile_without_batches_exports_the_engines_largest_batch(run_cli, small_scenario, tmp_path):
+    """Profile rows may omit the batch (it is then unknown): the export uses perf.max_batch for --max-num-seqs."""
+    path = small_scenario({"perf.max_batch": 64})
+    res = run_cli("export", path, "--format", "vllm", "--hf-model", "acme/m1", "-o", tmp_path / "out")
+    assert res.code == 0, res.err
+    script = (tmp_path / "out" / "launch-vllm.sh").read_text()
+    assert "--max-num-seqs 64" in script

@@ -373,11 +373,13 @@ def plan_from_solve(prep: Any, result: Any, hf_model: str | None = None) -> Plan
                  float(fleet.cost_per_token or 0.0), groups, hf_model)
 
 
-def _group(i: int, a: dict, sc: Any, batch: int, thr: float) -> Group:
+def _group(i: int, a: dict, sc: Any, batch: int | None, thr: float) -> Group:
     o = sc.catalog.offerings.get(a["offering"], None)
     stages = tuple(dict(s) for s in (a.get("stages") or ()))
     return Group(i, a["offering"], o.provider if o else "", a["gpu"], int(a["tp"]), int(a["pp"]), int(a["replicas"]),
-                 int(a["nodes"]), o.gpus_per_node if o else 1, int(batch), thr, stages)
+                 int(a["nodes"]), o.gpus_per_node if o else 1,
+                 # a profile without a batch column: the engine's largest batch (perf.max_batch)
+                 int(batch) if batch is not None else int(sc["perf.max_batch"]), thr, stages)
 
 
 def _plan(sc: Any, sid: str, method: str, cph: float, thr: float, cpt: float, groups: list[Group],
