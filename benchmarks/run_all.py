@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "backends": ([], ["--quick"]),
     "vs_tune": ([], ["--quick"]),
     "memory": ([], ["--quick"]),
+    "scale": ([], ["--quick"]),
     "query_best": ([], ["--rows", "10000", "--repeat", "1"]),
 }
 
@@ -193,7 +194,17 @@ def results_rows() -> list[list[str]]:
                      f"{fmt(_f(r['wall_s']), 1)} s", f"{fmt(_f(r['mb_per_1000_more']), 2)} MB per +1,000 scenarios"
                      if r.get("mb_per_1000_more") else "", "< 500 MB, flat", _met(peak < 500 if peak else None)])
 
-    # 7. query
+    # 7. scale
+    for r in _read("scale"):
+        ms = _f(r["cpu_ms_per_task"])
+        rows.append(["scale", f"driver CPU per task, {int(float(r['tasks'])):,} tasks × one budget solve (processes ×2)",
+                     f"{fmt(ms, 3)} ms/task (driver CPU {fmt(_f(r['driver_cpu_s']), 2)} s); {fmt(_f(r['wall_s']), 1)} s, "
+                     f"{fmt(_f(r['tasks_per_s']), 0)} tasks/s; peak RSS {fmt(_f(r['peak_rss_mb']), 0)} MB",
+                     f"capacity {fmt(_f(r['capacity_tasks_per_s']), 0)} tasks/s = "
+                     f"{fmt(_f(r['busy_workers_at_10ms']), 1)} workers busy at 10 ms tasks",
+                     "≤ 0.05 ms/task (≥ 20,000 tasks/s)", _met(ms <= 0.05 if ms is not None else None)])
+
+    # 8. query
     for r in _read("query_best"):
         secs = _f(r["seconds"])
         rows.append(["query_best", f"{r['what']}, {int(float(r['rows'])):,} rows ({r['dataset']})", f"{fmt(secs, 3)} s",

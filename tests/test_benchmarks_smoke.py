@@ -47,6 +47,14 @@ def test_memory(tmp_path):
     assert len(rows) == 2 and all(float(r["peak_mb"]) > 0 for r in rows)
 
 
+def test_scale(tmp_path):
+    rows = run_benchmark("scale", tmp_path)
+    assert len(rows) == 1 and rows[0]["tasks"] == "1000" and rows[0]["rows"] == "1000"
+    for col in ("wall_s", "tasks_per_s", "driver_cpu_s", "cpu_ms_per_task", "capacity_tasks_per_s",
+                "busy_workers_at_10ms", "peak_rss_mb"):
+        assert float(rows[0][col]) > 0, col
+
+
 def test_backends_without_ray(tmp_path):
     rows = run_benchmark("backends", tmp_path, "--no-ray", "--scenarios", "4", "--quickstart", "1", "--items", "50")
     assert {r["backend"] for r in rows if r.get("backend")} >= {"serial ×1", "processes ×2"}

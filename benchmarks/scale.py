@@ -1,0 +1,174 @@
+"""The driver's own cost per task as a sweep grows: CPU per task, capacity, wall time and peak RSS.
+
+    python -m benchmarks.scale [--quick] [--sizes 1000,10000,100000] [--workers 2]
+                               [--max-minutes 10] [--out CSV]
+
+Each size is one ``sweep run JOB --backend processes --workers N -q --out DIR`` in a fresh process, over a
+generated job of exactly that many tasks: a tiny profile-mode scenario (llama-2-13b on the two RunPod L40S
+offerings of ``jobs/data/counterexample-profile.csv``, 7 profile rows) with one method, ``max_throughput``
+(one budget solve), and a ``[grid]`` of 100 budgets × (size / 100) prompt lengths. The driver process is a
+small wrapper that calls ``sweep.cli.main`` and then reads ``getrusage(RUSAGE_SELF)``: the driver alone
+(its workers are other processes). Figures per size:
+
+- ``driver CPU``: user + system seconds of the whole driver process (interpreter start and imports
+  included); ``in run`` is the part spent inside ``sweep.cli.main`` (the sweep itself);
+- ``CPU/task``: driver CPU / tasks; ``marginal CPU/task``: the slope between this size and the previous
+  one (start-up cost removed);
+- ``capacity`` = 1 / CPU per task: the tasks/s one driver could hand out if that were all it did;
+- ``busy workers at 10 ms`` = capacity × 0.010 s: the largest cluster one driver keeps busy when each
+  task takes 10 ms;
+- ``wall``, ``tasks/s`` (of ``sweep.cli.main``), ``peak RSS`` (``ru_maxrss`` of the driver);
+- ``task ms``: the mean of the dataset's ``seconds`` column (each task's method time in its worker), for scale.
+
+Target (issue 15): ≤ 0.05 ms of driver CPU per task, i.e. ≥ 20,000 tasks/s of capacity. A size is
+skipped (and says so) when the previous size's rate projects it beyond ``--max-minutes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import JOBS, REPO, add_common_args, fmt, header, load_average, table, write_csv
+
+TARGET_MS_PER_TASK = 0.05
+TASK_S = 0.010  # "10 ms tasks"
+BUDGETS = [round(1.0 + 0.05 * i, 2) for i in range(100)]  # $1.00 … $5.95 /h
+
+# The driver: `python -c WRAPPER run JOB …` — sweep's own CLI, then its own rusage (the workers are other
+# processes). `before_main` is the CPU of interpreter start and importing sweep.cli (sweep's imports are lazy).
+WRAPPER = """
+import json, resource, sys, time
+from sweep.cli import main
+pre = resource.getrusage(resource.RUSAGE_SELF)
+t0 = time.perf_counter()
+code = main(sys.argv[1:])
+wall = time.perf_counter() - t0
+r = resource.getrusage(resource.RUSAGE_SELF)
+print("SCALE " + json.dumps({"code": code, "wall_s": wall, "cpu_s": r.ru_utime + r.ru_stime, "user_s": r.ru_utime,
+      "sys_s": r.ru_stime, "maxrss_kb": r.ru_maxrss, "before_main_s": pre.ru_utime + pre.ru_stime}))
+"""
+
+
+def write_job(folder: Path, n: int) -> Path:
+    """A job of exactly ``n`` tasks (n a multiple of 100): 100 budgets × n/100 prompt lengths."""
+    if n % len(BUDGETS):
+        raise SystemExit(f"size {n} is not a multiple of {len(BUDGETS)}")
+    shutil.copy(JOBS / "data" / "counterexample-profile.csv", folder / "profile.csv")
+    prompts = list(range(100, 100 + n // len(BUDGETS)))
+    path = folder / "job.toml"
+    path.write_text(f"""# benchmarks/scale.py: {n} tasks, one budget solve each, on a tiny profile-mode scenario
+model = "llama-2-13b"
+
+[sweep]
+name = "scale-{n}"
+methods = ["max_throughput"]
+
+[workload]
+prompt_tokens = 512
+output_tokens = 256
+tpot_slo_ms = 50
+
+[catalog]
+price = "spot"
+only = ["runpod-1xL40S", "runpod-2xL40S"]
+
+[perf]
+source = "profile"
+profile = "profile.csv"
+
+[grid]
+"limits.budget" = {BUDGETS}
+"workload.prompt_tokens" = {prompts}
+""")
+    return path
+
+
+def measure(n: int, workers: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="sweep-bench-scale-") as tmp:
+        job = write_job(Path(tmp), n)
+        cmd = [sys.executable, "-c", WRAPPER, "run", str(job), "--backend", "processes", "--workers", str(workers),
+               "-q", "--out", str(Path(tmp) / "out")]
+        load_before = load_average()
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+        process_wall = time.perf_counter() - t0
+        lines = [x for x in p.stdout.splitlines() if x.startswith("SCALE ")]
+        if p.returncode != 0 or not lines:
+            raise SystemExit(f"driver for {n} tasks exited {p.returncode}:\n{p.stdout[-1000:]}\n{p.stderr[-2000:]}")
+        r = json.loads(lines[-1][len("SCALE "):])
+        if r["code"] != 0:
+            raise SystemExit(f"sweep run for {n} tasks returned {r['code']}:\n{p.stderr[-2000:]}")
+        import pyarrow.dataset as ds
+
+        t = ds.dataset(str(Path(tmp) / "out" / "solutions"), format="parquet").to_table(columns=["seconds"])
+        rows, task_s = t.num_rows, sum(x for x in t.column("seconds").to_pylist() if x is not None)
+    cpu_ms = 1000 * r["cpu_s"] / n
+    return {"tasks": n, "rows": rows, "workers": workers, "wall_s": r["wall_s"], "process_wall_s": process_wall,
+            "tasks_per_s": n / r["wall_s"], "driver_cpu_s": r["cpu_s"], "driver_user_s": r["user_s"],
+            "driver_sys_s": r["sys_s"], "driver_cpu_startup_s": r["before_main_s"],
+            "driver_cpu_in_run_s": r["cpu_s"] - r["before_main_s"],
+            "cpu_ms_per_task": cpu_ms, "in_run_cpu_ms_per_task": 1000 * (r["cpu_s"] - r["before_main_s"]) / n,
+            "capacity_tasks_per_s": 1000 / cpu_ms, "busy_workers_at_10ms": 1000 / cpu_ms * TASK_S,
+            "peak_rss_mb": r["maxrss_kb"] / 1024, "task_ms_mean": 1000 * task_s / max(rows, 1),
+            "load_before": load_before, "load_after": load_average(),
+            "target_ms_per_task": TARGET_MS_PER_TASK, "met": cpu_ms <= TARGET_MS_PER_TASK}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_args(ap, "scale")
+    ap.add_argument("--sizes", default="1000,10000,100000", help="task counts (multiples of 100), comma-separated")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--max-minutes", type=float, default=10.0,
+                    help="skip a size whose projected wall time (from the previous size's rate) is longer")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.sizes = "1000"
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    header(f"scale: the driver's CPU per task, sweep run --backend processes --workers {args.workers}")
+    rows: list[dict] = []
+    skipped: list[str] = []
+    for n in sizes:
+        if rows:
+            eta_min = n / rows[-1]["tasks_per_s"] / 60
+            if eta_min > args.max_minutes:
+                skipped.append(f"{n:,} tasks (projected {eta_min:.0f} min at {rows[-1]['tasks_per_s']:.0f} tasks/s "
+                               f"> --max-minutes {args.max_minutes:g})")
+                print(f"  skipped {skipped[-1]}", file=sys.stderr, flush=True)
+                continue
+        r = measure(n, args.workers)
+        if rows:
+            prev = rows[-1]
+            r["marginal_cpu_ms_per_task"] = 1000 * (r["driver_cpu_s"] - prev["driver_cpu_s"]) / (n - prev["tasks"])
+        else:
+            r["marginal_cpu_ms_per_task"] = None
+        rows.append(r)
+        print(f"  {n:,} tasks: {r['wall_s']:.1f} s, driver CPU {r['driver_cpu_s']:.2f} s "
+              f"({r['cpu_ms_per_task']:.3f} ms/task), load {r['load_before']} → {r['load_after']}",
+              file=sys.stderr, flush=True)
+    print(table(["tasks", "rows", "wall s", "tasks/s", "driver CPU s", "in run s", "CPU ms/task", "marginal ms/task",
+                 "capacity tasks/s", "busy workers @10 ms", "peak RSS MB", "task ms (mean)",
+                 "≤ 0.05 ms/task"],
+                [[f"{r['tasks']:,}", f"{r['rows']:,}", fmt(r["wall_s"], 1), fmt(r["tasks_per_s"], 0),
+                  fmt(r["driver_cpu_s"], 2), fmt(r["driver_cpu_in_run_s"], 2), fmt(r["cpu_ms_per_task"], 3),
+                  fmt(r["marginal_cpu_ms_per_task"], 3), fmt(r["capacity_tasks_per_s"], 0),
+                  fmt(r["busy_workers_at_10ms"], 1), fmt(r["peak_rss_mb"], 0), fmt(r["task_ms_mean"], 1),
+                  "yes" if r["met"] else "no"] for r in rows]))
+    print("driver CPU = getrusage(RUSAGE_SELF) of the `sweep run` process (workers excluded); capacity = 1 / "
+          "(CPU per task); busy workers @10 ms = capacity × 0.010 s; target ≤ 0.05 ms/task (≥ 20,000 tasks/s).")
+    for s in skipped:
+        print(f"skipped: {s}")
+    path = write_csv(rows, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
