@@ -34,7 +34,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "backends": ([], ["--quick"]),
     "vs_tune": ([], ["--quick"]),
     "memory": ([], ["--quick"]),
-    "scale": ([], ["--quick"]),
+    "scale": (["--backends", "processes,ray"], ["--quick"]),
     "query_best": ([], ["--rows", "10000", "--repeat", "1"]),
 }
 
@@ -197,7 +197,8 @@ def results_rows() -> list[list[str]]:
     # 7. scale
     for r in _read("scale"):
         ms = _f(r["cpu_ms_per_task"])
-        rows.append(["scale", f"driver CPU per task, {int(float(r['tasks'])):,} tasks × one budget solve (processes ×2)",
+        rows.append(["scale", f"driver CPU per task, {int(float(r['tasks'])):,} tasks × one budget solve "
+                     f"({r.get('backend') or 'processes'} ×{r.get('workers') or 2})",
                      f"{fmt(ms, 3)} ms/task (driver CPU {fmt(_f(r['driver_cpu_s']), 2)} s); {fmt(_f(r['wall_s']), 1)} s, "
                      f"{fmt(_f(r['tasks_per_s']), 0)} tasks/s; peak RSS {fmt(_f(r['peak_rss_mb']), 0)} MB",
                      f"capacity {fmt(_f(r['capacity_tasks_per_s']), 0)} tasks/s = "

@@ -1,7 +1,8 @@
 """The driver's own cost per task as a sweep grows: CPU per task, capacity, wall time and peak RSS.
 
     python -m benchmarks.scale [--quick] [--sizes 1000,10000,100000] [--workers 2]
-                               [--max-minutes 10] [--out CSV]
+                               [--max-minutes 10] [--backends processes,ray] [--ray-nodes 4]
+                               [--ray-cpus 8] [--out CSV]
 
 Each size is one ``sweep run JOB --backend processes --workers N -q --out DIR`` in a fresh process, over a
 generated job of exactly that many tasks: a tiny profile-mode scenario (llama-2-13b on the two RunPod L40S
@@ -20,6 +21,11 @@ small wrapper that calls ``sweep.cli.main`` and then reads ``getrusage(RUSAGE_SE
 - ``wall``, ``tasks/s`` (of ``sweep.cli.main``), ``peak RSS`` (``ru_maxrss`` of the driver);
 - ``task ms``: the mean of the dataset's ``seconds`` column (each task's method time in its worker), for scale.
 
+With ``--backends processes,ray`` the same sizes run again on a local multi-node Ray cluster (``tests/raycluster.py``: a head and
+``--ray-nodes`` − 1 worker nodes on 127.0.0.1, ``--ray-cpus`` logical CPUs each — more than the machine's cores),
+``sweep run --backend ray --address …``. Ray runs only inside a private network namespace: as root the script
+re-executes itself under ``unshare -n``; the cluster's nodes are stopped by their own process groups.
+
 Target (issue 15): ≤ 0.05 ms of driver CPU per task, i.e. ≥ 20,000 tasks/s of capacity. A size is
 skipped (and says so) when the previous size's rate projects it beyond ``--max-minutes``.
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -35,7 +42,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import JOBS, REPO, add_common_args, fmt, header, load_average, table, write_csv
+from benchmarks.common import (
+    JOBS,
+    REPO,
+    add_common_args,
+    fmt,
+    header,
+    load_average,
+    ray_status,
+    reexec_in_netns,
+    table,
+    write_csv,
+)
 
 TARGET_MS_PER_TASK = 0.05
 TASK_S = 0.010  # "10 ms tasks"
@@ -90,14 +108,17 @@ profile = "profile.csv"
     return path
 
 
-def measure(n: int, workers: int) -> dict:
+def measure(n: int, workers: int, cluster=None) -> dict:
+    """One ``sweep run`` of ``n`` tasks: on processes ×``workers``, or on the Ray ``cluster`` (all its CPUs)."""
     with tempfile.TemporaryDirectory(prefix="sweep-bench-scale-") as tmp:
         job = write_job(Path(tmp), n)
-        cmd = [sys.executable, "-c", WRAPPER, "run", str(job), "--backend", "processes", "--workers", str(workers),
-               "-q", "--out", str(Path(tmp) / "out")]
+        where = (["--backend", "ray", "--address", cluster.address] if cluster else
+                 ["--backend", "processes", "--workers", str(workers)])
+        cmd = [sys.executable, "-c", WRAPPER, "run", str(job), *where, "-q", "--out", str(Path(tmp) / "out")]
         load_before = load_average()
         t0 = time.perf_counter()
-        p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+        p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False,
+                           env=cluster.client_env() if cluster else None)
         process_wall = time.perf_counter() - t0
         lines = [x for x in p.stdout.splitlines() if x.startswith("SCALE ")]
         if p.returncode != 0 or not lines:
@@ -110,7 +131,7 @@ def measure(n: int, workers: int) -> dict:
         t = ds.dataset(str(Path(tmp) / "out" / "solutions"), format="parquet").to_table(columns=["seconds"])
         rows, task_s = t.num_rows, sum(x for x in t.column("seconds").to_pylist() if x is not None)
     cpu_ms = 1000 * r["cpu_s"] / n
-    return {"tasks": n, "rows": rows, "workers": workers, "wall_s": r["wall_s"], "process_wall_s": process_wall,
+    return {"backend": "processes" if cluster is None else "ray", "tasks": n, "rows": rows, "workers": workers, "wall_s": r["wall_s"], "process_wall_s": process_wall,
             "tasks_per_s": n / r["wall_s"], "driver_cpu_s": r["cpu_s"], "driver_user_s": r["user_s"],
             "driver_sys_s": r["sys_s"], "driver_cpu_startup_s": r["before_main_s"],
             "driver_cpu_in_run_s": r["cpu_s"] - r["before_main_s"],
@@ -121,6 +142,33 @@ def measure(n: int, workers: int) -> dict:
             "target_ms_per_task": TARGET_MS_PER_TASK, "met": cpu_ms <= TARGET_MS_PER_TASK}
 
 
+def series(sizes: list[int], workers: int, max_minutes: float, cluster=None) -> list[dict]:
+    """Every size in turn (one backend); a size projected beyond ``max_minutes`` becomes a ``skipped`` row."""
+    rows: list[dict] = []
+    backend = "processes" if cluster is None else "ray"
+    for n in sizes:
+        done = [r for r in rows if not r.get("skipped")]
+        if done:
+            eta_min = n / done[-1]["tasks_per_s"] / 60
+            if eta_min > max_minutes:
+                why = (f"{n:,} tasks (projected {eta_min:.0f} min at {done[-1]['tasks_per_s']:.0f} tasks/s "
+                       f"> --max-minutes {max_minutes:g})")
+                print(f"  {backend}: skipped {why}", file=sys.stderr, flush=True)
+                rows.append({"backend": backend, "tasks": n, "skipped": why})
+                continue
+        r = measure(n, workers, cluster)
+        if done:
+            prev = done[-1]
+            r["marginal_cpu_ms_per_task"] = 1000 * (r["driver_cpu_s"] - prev["driver_cpu_s"]) / (n - prev["tasks"])
+        else:
+            r["marginal_cpu_ms_per_task"] = None
+        rows.append(r)
+        print(f"  {backend}: {n:,} tasks: {r['wall_s']:.1f} s, driver CPU {r['driver_cpu_s']:.2f} s "
+              f"({r['cpu_ms_per_task']:.3f} ms/task), load {r['load_before']} → {r['load_after']}",
+              file=sys.stderr, flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_args(ap, "scale")
@@ -128,43 +176,48 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--max-minutes", type=float, default=10.0,
                     help="skip a size whose projected wall time (from the previous size's rate) is longer")
+    ap.add_argument("--backends", default="processes",
+                    help="comma-separated: processes, ray (a local multi-node Ray cluster, in a private network namespace)")
+    ap.add_argument("--ray-nodes", type=int, default=4, help="Ray nodes (head included)")
+    ap.add_argument("--ray-cpus", type=int, default=8, help="logical CPUs per Ray node")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
+    backends = [b for b in args.backends.split(",") if b]
+    if set(backends) - {"processes", "ray"}:
+        ap.error(f"--backends: processes and/or ray, got {args.backends!r}")
+    if "ray" in backends and __name__ == "__main__":
+        reexec_in_netns("benchmarks.scale", argv)
     if args.quick:
         args.sizes = "1000"
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    header(f"scale: the driver's CPU per task, sweep run --backend processes --workers {args.workers}")
-    rows: list[dict] = []
-    skipped: list[str] = []
-    for n in sizes:
-        if rows:
-            eta_min = n / rows[-1]["tasks_per_s"] / 60
-            if eta_min > args.max_minutes:
-                skipped.append(f"{n:,} tasks (projected {eta_min:.0f} min at {rows[-1]['tasks_per_s']:.0f} tasks/s "
-                               f"> --max-minutes {args.max_minutes:g})")
-                print(f"  skipped {skipped[-1]}", file=sys.stderr, flush=True)
-                continue
-        r = measure(n, args.workers)
-        if rows:
-            prev = rows[-1]
-            r["marginal_cpu_ms_per_task"] = 1000 * (r["driver_cpu_s"] - prev["driver_cpu_s"]) / (n - prev["tasks"])
+    header(f"scale: the driver's CPU per task, sweep run on {', '.join(backends)}")
+    rows = series(sizes, args.workers, args.max_minutes) if "processes" in backends else []
+    if "ray" in backends:
+        why_not = ray_status()
+        if why_not:
+            print(f"ray: skipped, {why_not}")
         else:
-            r["marginal_cpu_ms_per_task"] = None
-        rows.append(r)
-        print(f"  {n:,} tasks: {r['wall_s']:.1f} s, driver CPU {r['driver_cpu_s']:.2f} s "
-              f"({r['cpu_ms_per_task']:.3f} ms/task), load {r['load_before']} → {r['load_after']}",
-              file=sys.stderr, flush=True)
-    print(table(["tasks", "rows", "wall s", "tasks/s", "driver CPU s", "in run s", "CPU ms/task", "marginal ms/task",
+            sys.path.insert(0, str(REPO / "tests"))
+            from raycluster import ray_cluster
+
+            print(f"ray: a local cluster of {args.ray_nodes} nodes × {args.ray_cpus} logical CPUs "
+                  f"on {os.cpu_count()} cores", flush=True)
+            with ray_cluster(cpus_per_node=args.ray_cpus, workers=args.ray_nodes - 1, timeout_s=180) as c:
+                rows += series(sizes, args.ray_nodes * args.ray_cpus, args.max_minutes, c)
+    print(table(["backend", "tasks", "rows", "wall s", "tasks/s", "driver CPU s", "in run s", "CPU ms/task", "marginal ms/task",
                  "capacity tasks/s", "busy workers @10 ms", "peak RSS MB", "task ms (mean)",
                  "≤ 0.05 ms/task"],
-                [[f"{r['tasks']:,}", f"{r['rows']:,}", fmt(r["wall_s"], 1), fmt(r["tasks_per_s"], 0),
+                [[f"{r['backend']} ×{r['workers']}", f"{r['tasks']:,}", f"{r['rows']:,}", fmt(r["wall_s"], 1), fmt(r["tasks_per_s"], 0),
                   fmt(r["driver_cpu_s"], 2), fmt(r["driver_cpu_in_run_s"], 2), fmt(r["cpu_ms_per_task"], 3),
                   fmt(r["marginal_cpu_ms_per_task"], 3), fmt(r["capacity_tasks_per_s"], 0),
                   fmt(r["busy_workers_at_10ms"], 1), fmt(r["peak_rss_mb"], 0), fmt(r["task_ms_mean"], 1),
                   "yes" if r["met"] else "no"] for r in rows]))
     print("driver CPU = getrusage(RUSAGE_SELF) of the `sweep run` process (workers excluded); capacity = 1 / "
           "(CPU per task); busy workers @10 ms = capacity × 0.010 s; target ≤ 0.05 ms/task (≥ 20,000 tasks/s).")
-    for s in skipped:
-        print(f"skipped: {s}")
+    for r in rows:
+        if r.get("skipped"):
+            print(f"skipped: {r['backend']}, {r['skipped']}")
+    rows = [r for r in rows if not r.get("skipped")]
     path = write_csv(rows, args.out)
     print(f"wrote {path}")
     return 0
