@@ -17,6 +17,7 @@ import pyarrow as pa
 from sweep.engine.backends import Backend, make_backend
 from sweep.engine.plan import plan, tasks_for
 from sweep.engine.progress import Progress, fmt_duration
+from sweep.errors import InputError, Problem
 from sweep.inputs.job import Job, load_job
 from sweep.inputs.scenario import Scenario
 from sweep.results.store import Store, StoreError, redact, scenarios_table
@@ -104,7 +105,18 @@ def survey(job: Job) -> Survey:
                 n_tasks += len(tasks_for(sc, job.methods))
                 yield sc
 
-    table = scenarios_table(job.name, unique())
+    demand = False
+
+    def with_demand(scs: Iterator[Scenario]) -> Iterator[Scenario]:
+        nonlocal demand
+        for sc in scs:
+            demand = demand or bool(sc["workload.min_throughput"] or sc["workload.request_rate"])
+            yield sc
+
+    table = scenarios_table(job.name, with_demand(unique()))
+    if "min_cost" in job.methods and not demand:  # SPEC §5.1: min_cost without a demand is bad input
+        raise InputError([Problem(f"{job.path}: sweep.methods", "min_cost needs a demand, and no scenario of this "
+                                  "sweep sets workload.min_throughput or workload.request_rate")])
     return Survey(len(seen), n_tasks, seen, table)
 
 
