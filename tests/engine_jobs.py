@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -9,7 +10,7 @@ import pyarrow.dataset as ds
 JOB = """
 [sweep]
 name = "{name}"
-methods = ["dinkelbach", "enumeration", "pareto", "max_throughput", "iterative"]
+methods = {methods}
 
 [catalog]
 only = ["L4", "A10G", "T4"]
@@ -24,16 +25,18 @@ points = 4
 
 [grid]
 model = ["llama-3.1-8b", "mistral-7b"]
-"workload.prompt_tokens" = [256, 1024]
-"catalog.price" = ["on_demand", "spot"]
-"""
+{grid}"""
+METHODS = ("dinkelbach", "enumeration", "pareto", "max_throughput", "iterative")
+GRID = '"workload.prompt_tokens" = [256, 1024]\n"catalog.price" = ["on_demand", "spot"]\n'
 
 TIMING = {"seconds"}
 
 
-def write_job(tmp: Path, name: str = "eng", extra: str = "") -> Path:
+def write_job(tmp: Path, name: str = "eng", extra: str = "", methods: tuple[str, ...] = METHODS,
+              grid: str = GRID) -> Path:
+    """The job file ``<name>.toml``: these methods, two models × ``grid`` (more grid lines), then ``extra``."""
     p = tmp / f"{name}.toml"
-    p.write_text(JOB.format(name=name) + extra)
+    p.write_text(JOB.format(name=name, methods=json.dumps(list(methods)), grid=grid) + extra)
     return p
 
 

@@ -9,28 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from engine_jobs import write_job
 
-JOB = """
-[sweep]
-name = "rep"
-methods = ["dinkelbach", "enumeration", "max_throughput", "pareto"]
-
-[catalog]
-only = ["L4", "A10G", "T4"]
-
-[limits]
-budget = 3
-
-[methods.enumeration]
-budget_min = 0.3
-budget_max = 3.0
-points = 4
-
-[grid]
-model = ["llama-3.1-8b", "mistral-7b"]
-"catalog.price" = ["on_demand", "spot"]
-"workload.min_throughput" = [0, 1000000]
-"""
 SCENARIOS = 8  # half of them cannot reach 1M tok/s within $3/h: no fleet
 
 
@@ -39,8 +19,9 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sweep.cli import main
 
     tmp = tmp_path_factory.mktemp("rep")
-    (tmp / "job.toml").write_text(JOB)
-    assert main(["run", str(tmp / "job.toml"), "--backend", "serial", "--out", str(tmp / "res"), "-q"]) == 0
+    job = write_job(tmp, name="rep", methods=("dinkelbach", "enumeration", "max_throughput", "pareto"),
+                    grid='"catalog.price" = ["on_demand", "spot"]\n"workload.min_throughput" = [0, 1000000]\n')
+    assert main(["run", str(job), "--backend", "serial", "--out", str(tmp / "res"), "-q"]) == 0
     return tmp / "res"
 
 
