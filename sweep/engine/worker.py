@@ -41,7 +41,7 @@ def run_task(sweep: str, task: Task, prep: Prepared) -> TaskOutput:
     if task.method == "enumeration":
         t0 = time.perf_counter()
         try:
-            r = enumeration_point(prep.instance, task.budget or 0.0)
+            r = enumeration_point(prep.instance, task.budget or 0.0, prep.budget_solver)
         except Exception as e:  # noqa: BLE001 - a failing point is a row
             r = MethodResult("enumeration", ERROR, None, 0, time.perf_counter() - t0, prep.instance.solver,
                              budget=task.budget, message=f"{e.__class__.__name__}: {e}")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from sweep.fleet.candidates import CandidateTable, build_candidates
 from sweep.inputs.scenario import Scenario
 from sweep.solve.methods import ALL_METHODS, MethodParams, run_method
-from sweep.solve.milp import Instance, instance_of
+from sweep.solve.milp import BudgetSolver, Instance, instance_of
 from sweep.solve.result import MethodResult
 
 
@@ -19,6 +20,11 @@ class Prepared:
     table: CandidateTable
     instance: Instance
     params: MethodParams
+
+    @cached_property
+    def budget_solver(self) -> BudgetSolver:
+        """One built budget-solve model of this instance, shared by the scenario's enumeration points."""
+        return BudgetSolver(self.instance)
 
     @property
     def scenario_id(self) -> str:

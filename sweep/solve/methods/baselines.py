@@ -10,6 +10,7 @@ from sweep.solve.milp import (
     ERROR,
     INFEASIBLE,
     TIME_LIMIT,
+    BudgetSolver,
     Fleet,
     Instance,
     budget_solve,
@@ -45,11 +46,12 @@ def iterative(inst: Instance, mp: MethodParams) -> MethodResult:
     budget = mp.target_cpt * t_min * 3600
     path: list[dict] = []
     best: Fleet | None = None
-    out = tally.add(budget_solve(inst, cap_budget(inst, budget_units(budget))))
+    solver = BudgetSolver(inst)  # one built model for every budget of the walk
+    out = tally.add(solver.solve(cap_budget(inst, budget_units(budget))))
     while out.fleet is None and out.status == INFEASIBLE and budget_units(budget) < ceiling:
         path.append({"step": "grow", "budget": round(budget, 4), "result": "no fleet"})
         budget *= 1.4
-        out = tally.add(budget_solve(inst, cap_budget(inst, budget_units(budget))))
+        out = tally.add(solver.solve(cap_budget(inst, budget_units(budget))))
     stop = "max_iter"
     for k in range(mp.max_iter):
         f = out.fleet
@@ -71,7 +73,7 @@ def iterative(inst: Instance, mp: MethodParams) -> MethodResult:
         if k + 1 == mp.max_iter:
             break
         budget = mp.target_cpt * f.throughput_tok_s * 3600 * mp.tighten
-        out = tally.add(budget_solve(inst, cap_budget(inst, budget_units(budget))))
+        out = tally.add(solver.solve(cap_budget(inst, budget_units(budget))))
     path.append({"step": "stop", "reason": stop})
     return tally.result("iterative", inst, best, path=tuple(path))
 
@@ -84,10 +86,11 @@ def enumeration_budgets(mp: MethodParams) -> list[float]:
     return [round(mp.budget_min * r**i, 4) for i in range(mp.points)]
 
 
-def enumeration_point(inst: Instance, budget: float) -> MethodResult:
-    """One budget solve of the enumeration (an independent task in a sweep)."""
+def enumeration_point(inst: Instance, budget: float, solver: BudgetSolver | None = None) -> MethodResult:
+    """One budget solve of the enumeration (an independent task in a sweep); ``solver``: a
+    :class:`BudgetSolver` of this instance to reuse across points (one model built once)."""
     tally = Tally(inst.solver)
-    out = tally.add(budget_solve(inst, cap_budget(inst, budget_units(budget))))
+    out = tally.add((solver or BudgetSolver(inst)).solve(cap_budget(inst, budget_units(budget))))
     return tally.result("enumeration", inst, out.fleet, budget=budget)
 
 
@@ -110,4 +113,5 @@ def enumeration_reduce(inst: Instance, points: list[MethodResult]) -> MethodResu
 
 def enumeration(inst: Instance, mp: MethodParams) -> MethodResult:
     """The note's method 3: budget solves at ``points`` log-spaced budgets; the best $/token wins. Not exact."""
-    return enumeration_reduce(inst, [enumeration_point(inst, b) for b in enumeration_budgets(mp)])
+    solver = BudgetSolver(inst)
+    return enumeration_reduce(inst, [enumeration_point(inst, b, solver) for b in enumeration_budgets(mp)])
