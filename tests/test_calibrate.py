@@ -23,12 +23,13 @@ from sweep.fleet.perf import Family, Knobs, family_of
 from sweep.inputs.catalog import load_builtin
 from sweep.inputs.load import load_scenario
 
-PRIOR = Family("MI300X", 0.74, 0.66, 8.0)  # what an unmeasured family gets: the NVIDIA families' median
+PRIOR = Family("MI300X", 0.79, 0.63, 8.0)  # what an unmeasured family gets: the NVIDIA families' median
 
 
 def _shipped_rows(family: str) -> list[dict[str, str]]:
-    with shipped_measurements_path().open(newline="") as f:
-        return [r for r in csv.DictReader(f) if family_of(r["gpu"]) == family]
+    with shipped_measurements_path().open(newline="") as f:  # '#' lines are comments (and excluded rows)
+        return [r for r in csv.DictReader(line for line in f if not line.startswith("#"))
+                if family_of(r["gpu"]) == family]
 
 
 def _write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
