@@ -49,8 +49,8 @@ NVLINK_AR_EFF = 0.40  # all-reduce bus bandwidth / link_gbps (total, both direct
 PCIE_AR_EFF = 0.30  # the same over PCIe (through host bridges; NCCL reaches ~20 GB/s on Gen4 x16 = 64)
 PCIE_AR_US = 30.0  # fixed cost of one all-reduce over PCIe, µs
 MAX_LOAD_BATCH = 4096  # "max load": the engine's own batch cap is far above what memory allows
-TP_LOSS = 0.14  # fractional slowdown of a stage's step per doubling of TP (fitted with the families)
-SEQ_STEP_US = 10.0  # per sequence per decode step outside the GPU kernels (sampling, scheduling), µs (fitted)
+TP_LOSS = 0.12  # fractional slowdown of a stage's step per doubling of TP (fitted with the families)
+SEQ_STEP_US = 11.0  # per sequence per decode step outside the GPU kernels (sampling, scheduling), µs (fitted)
 
 
 def _families_path() -> Path:
