@@ -33,7 +33,7 @@ def fleets(inst: Instance):
         G = sum(c.gpus * k for c, k in zip(inst.candidates, counts, strict=False))
         if inst.max_gpus and inst.max_gpus < G:
             continue
-        if Fraction(inst.min_throughput_tok_s) > T:
+        if Fraction(inst.min_throughput_tok_s) > T or Fraction(inst.request_rate) * inst.per_request > T:
             continue
         yield counts, T, C
 

@@ -189,7 +189,7 @@ def test_min_cost_serves_the_rate_and_equals_brute_force(rate, small_scenario, r
     from sweep.inputs.load import load_scenario
 
     inst = prepare(load_scenario(path)).instance
-    assert inst.min_throughput_tok_s == rate * 128
+    assert inst.demand_tok_s == rate * 128 and inst.request_rate == rate
     want = brute.min_cost(inst)
     if want is None:
         assert row["status"] == "infeasible" and row["request_rate"] is None
@@ -206,7 +206,7 @@ def test_rate_and_throughput_demands_combine(small_scenario):
 
     for rate, floor, want in [(4.0, 100.0, 1024.0), (4.0, 5000.0, 5000.0), (0.0, 700.0, 700.0)]:
         sc = load_scenario(small_scenario({"workload.request_rate": rate, "workload.min_throughput": floor}))
-        assert prepare(sc).instance.min_throughput_tok_s == want
+        assert prepare(sc).instance.demand_tok_s == want
 
 
 def test_min_cost_needs_a_demand(small_scenario, run_cli):

@@ -19,13 +19,28 @@ from sweep.fleet.layouts import (  # noqa: F401  (Stage, workload_of: re-exporte
 )
 from sweep.fleet.perf import Estimate, Knobs
 from sweep.inputs.catalog import units_to_dollars
-from sweep.inputs.scenario import Scenario
+from sweep.inputs.mix import Bucket
+from sweep.inputs.scenario import ProfileRow, Scenario
+
+
+def _profile_rows(sc: Scenario) -> list[ProfileRow]:
+    """The profile rows of this workload: rows measured at its prompt/output lengths win over rows
+    without lengths (which apply to every workload); rows at other lengths are not this workload's."""
+    p, o = sc["workload.prompt_tokens"], sc["workload.output_tokens"]
+    rows: dict[tuple[str, int, int], ProfileRow] = {}
+    for row in sc.profile:
+        key = (row.offering, row.tp, row.pp)
+        if row.prompt_tokens is None:
+            rows.setdefault(key, row)
+        elif (row.prompt_tokens, row.output_tokens) == (p, o):
+            rows[key] = row
+    return list(rows.values())
 
 
 def _from_profile(sc: Scenario, knobs: Knobs) -> dict[tuple[str, int, int], Candidate]:
     out: dict[tuple[str, int, int], Candidate] = {}
     slo = sc["workload.tpot_slo_ms"]
-    for row in sc.profile:
+    for row in _profile_rows(sc):
         if row.offering not in sc.offerings:
             continue  # filtered out by catalog.only
         base = layout(sc, row.offering, row.tp, row.pp)
@@ -47,8 +62,13 @@ def _from_profile(sc: Scenario, knobs: Knobs) -> dict[tuple[str, int, int], Cand
     return out
 
 
+def _rates(c: Candidate) -> tuple[float, ...]:
+    return c.rates_tok_s or (c.throughput_tok_s,)
+
+
 def prune_dominated(cands: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
-    """Drop a candidate when another uses no more GPUs of every offering and serves at least as much.
+    """Drop a candidate when another uses no more GPUs of every offering and serves at least as much
+    (with a request mix: at least as much of every bucket).
 
     Exact for the MILP: swapping a dominated replica for its dominator keeps every constraint
     (capacity, nodes, cost, GPU cap) and never lowers throughput.
@@ -58,14 +78,15 @@ def prune_dominated(cands: list[Candidate]) -> tuple[list[Candidate], list[Candi
     kept: list[Candidate] = []
     dropped: list[Candidate] = []
     by_offerings: dict[frozenset[str], list[Candidate]] = {}  # a dominator uses a subset of c's offerings
-    order = sorted(cands, key=lambda c: (-c.throughput_tok_s, c.gpus, c.name))
+    order = sorted(cands, key=lambda c: (-sum(_rates(c)), c.gpus, c.name))
     for c in order:
         use_c = dict(c.uses)
         names = sorted(use_c)
         subsets = [frozenset(sub) for r in range(1, len(names) + 1) for sub in combinations(names, r)]
         dom = next(
             (k for sub in subsets for k in by_offerings.get(sub, ())
-             if k.throughput_tok_s >= c.throughput_tok_s and all(use_c[o] >= g for o, g in k.uses)),
+             if all(a >= b for a, b in zip(_rates(k), _rates(c), strict=True))
+             and all(use_c[o] >= g for o, g in k.uses)),
             None,
         )
         if dom is None:
@@ -78,6 +99,8 @@ def prune_dominated(cands: list[Candidate]) -> tuple[list[Candidate], list[Candi
 
 def build_candidates(sc: Scenario, prune: bool = True) -> CandidateTable:
     """All candidates of a scenario, kept and dropped (with reasons), in a stable order."""
+    if sc.mix:
+        return _mix_candidates(sc, prune)
     knobs = Knobs.from_params(sc.params, sc.calibration)
     wl = workload_of(sc)
     source = sc["perf.source"]
@@ -111,6 +134,56 @@ def build_candidates(sc: Scenario, prune: bool = True) -> CandidateTable:
         dropped += more
     key = lambda c: (c.offering, c.tp, c.pp, c.name)  # noqa: E731
     return CandidateTable(tuple(sorted(usable, key=key)), tuple(sorted(dropped, key=key)), mixed)
+
+
+def bucket_scenario(sc: Scenario, b: Bucket) -> Scenario:
+    """The scenario as one bucket of its mix sees it: that bucket's lengths, no mix."""
+    return replace(sc, params={**sc.params, "workload.prompt_tokens": b.prompt_tokens,
+                               "workload.output_tokens": b.output_tokens}, mix=())
+
+
+def mix_throughput(c_rates: tuple[float, ...], mix: tuple[Bucket, ...]) -> float:
+    """Output tokens/s one replica sustains on the whole mix, its time shared among the buckets:
+    ō / Σ_b s_b·o_b/thr_b (0 when it cannot serve a bucket)."""
+    if any(r <= 0 for r in c_rates):
+        return 0.0
+    seconds_per_request = sum(float(b.share) * b.output_tokens / r for b, r in zip(mix, c_rates, strict=True))
+    return sum(float(b.share) * b.output_tokens for b in mix) / seconds_per_request
+
+
+def _mix_candidates(sc: Scenario, prune: bool) -> CandidateTable:
+    """SPEC §5.2: each bucket's candidates (its own lengths, latency limits and usable rate), joined by
+    layout; a layout is kept when it serves at least one bucket, with its per-bucket tokens/s."""
+    tables = [build_candidates(bucket_scenario(sc, b), prune=False) for b in sc.mix]
+    per: dict[str, list[Candidate | None]] = {}
+    for i, t in enumerate(tables):
+        for c in t.all:
+            per.setdefault(c.name, [None] * len(tables))[i] = c
+    usable: list[Candidate] = []
+    dropped: list[Candidate] = []
+    for entries in per.values():
+        rates = tuple(c.throughput_tok_s if c is not None and c.kept else 0.0 for c in entries)
+        base = next((c for c in entries if c is not None and c.kept), None)
+        if base is not None:
+            usable.append(replace(base, throughput_tok_s=mix_throughput(rates, sc.mix), rates_tok_s=rates))
+            continue
+        reasons = {c.reason for c in entries if c is not None}
+        first = next(c for c in entries if c is not None)
+        why = reasons.pop() if len(reasons) == 1 else "; ".join(
+            f"bucket {sc.mix[i].prompt_tokens}/{sc.mix[i].output_tokens}: {c.reason}"
+            for i, c in enumerate(entries) if c is not None)
+        dropped.append(replace(first, throughput_tok_s=0.0, kept=False, reason=why, rates_tok_s=rates))
+    if prune:
+        usable, more = prune_dominated(usable)
+        dropped += more
+    key = lambda c: (c.offering, c.tp, c.pp, c.name)  # noqa: E731
+    mixed = next((t.mixed for t in tables if t.mixed), "")
+    return CandidateTable(tuple(sorted(usable, key=key)), tuple(sorted(dropped, key=key)), mixed)
+
+
+def unserved_buckets(sc: Scenario, table: CandidateTable) -> list[Bucket]:
+    """Buckets of the mix that no kept candidate can serve."""
+    return [b for i, b in enumerate(sc.mix) if not any(c.rates_tok_s[i] > 0 for c in table.kept)]
 
 
 def mixed_mode(sc: Scenario, single: list[Candidate]) -> str:

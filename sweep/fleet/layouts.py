@@ -38,6 +38,9 @@ class Candidate:
     stages: tuple[Stage, ...] = ()
     kept: bool = True
     reason: str = ""
+    # with a request mix (SPEC §5.2): output tokens/s of one replica serving only bucket b (0 = it cannot);
+    # ``throughput_tok_s`` is then what one replica sustains on the whole mix (0 if it cannot serve a bucket)
+    rates_tok_s: tuple[float, ...] = ()
 
     @property
     def name(self) -> str:

@@ -14,6 +14,7 @@ import math
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from sweep.inputs.catalog import (
     load_offerings,
     resolve_path,
 )
+from sweep.inputs.mix import Bucket, mean_output_tokens, parse_mix, read_trace
 
 Check = Callable[[Any], str | None]  # returns a message when the value is wrong
 
@@ -129,6 +131,8 @@ SCHEMA: dict[str, Key] = {
     "workload.ttft_slo_ms": Key("float", 0.0, _non_negative, "time-to-first-token limit at the planned load, ms (0 = none)"),
     "workload.slo_percentile": Key("float", 90.0, _percentile, "percentile the TTFT limit (and, with a TTFT limit "
                                    "or request rate, the TPOT limit) applies to"),
+    "workload.mix": Key("list[table]", [], None, "request mix: [{prompt_tokens, output_tokens, share}, …] (SPEC §5.2)"),
+    "workload.trace": Key("str", "", None, "CSV of requests (prompt_tokens, output_tokens), bucketed into a mix"),
     "catalog.gpus": Key("str", "builtin", None, "'builtin' or a CSV path"),
     "catalog.offerings": Key("str", "builtin", None, "'builtin' or a CSV path"),
     "catalog.models": Key("str", "builtin", None, "'builtin' or a CSV path"),
@@ -185,10 +189,12 @@ ALIASES = {
     "max_hourly_cost": "limits.budget",
     "time_limit_seconds": "solver.time_limit_s",
 }
-_FILE_KEYS = ("catalog.gpus", "catalog.offerings", "catalog.models", "perf.profile", "perf.calibration")
+_FILE_KEYS = ("catalog.gpus", "catalog.offerings", "catalog.models", "perf.profile", "perf.calibration",
+              "workload.trace")
 # keys added after datasets existed: left out of the scenario id at their defaults, so a scenario's id
 # (and a re-run's recognition of finished work) does not change with them
-_LATER_KEYS = ("workload.request_rate", "workload.ttft_slo_ms", "workload.slo_percentile")
+_LATER_KEYS = ("workload.request_rate", "workload.ttft_slo_ms", "workload.slo_percentile", "workload.mix",
+               "workload.trace")
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,8 @@ class ProfileRow:
     throughput_tok_s: float
     tpot_ms: float | None
     batch: int | None
+    prompt_tokens: int | None = None  # the request lengths the row was measured at (None: any)
+    output_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +225,12 @@ class Scenario:
     profile: tuple[ProfileRow, ...] = ()
     digests: dict[str, str] = field(default_factory=dict)
     calibration: tuple[Family, ...] = ()  # perf.calibration's families, read at load
+    mix: tuple[Bucket, ...] = ()  # workload.mix or workload.trace as buckets (SPEC §5.2); () = one bucket
+
+    @property
+    def mean_output_tokens(self) -> Fraction:
+        """Output tokens per request: ō of the mix, else workload.output_tokens (exact)."""
+        return mean_output_tokens(self.mix) if self.mix else Fraction(self.params["workload.output_tokens"])
 
     def __getitem__(self, key: str) -> Any:
         return self.params[key]
@@ -335,6 +349,10 @@ def _coerce(kind: str, value: Any) -> tuple[Any, str | None]:
         if isinstance(value, bool) or value == "auto":
             return value, None
         return None, f"must be \"auto\", true or false, got {value!r}"
+    if kind == "list[table]":  # the tables' own keys are checked by their reader (sweep.inputs.mix)
+        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+            return None, f"must be a list of tables, got {value!r}"
+        return [dict(v) for v in value], None
     if kind.startswith("list["):
         inner = kind[5:-1]
         if not isinstance(value, list):
@@ -444,7 +462,7 @@ def read_profile(path: Path, offerings: Mapping[str, Offering], problems: Proble
         problems.add(label, "empty file: expected a header row and at least one data row")
         return ()
     reader = csv.DictReader(lines)
-    cols = ["offering", "tp", "pp", "throughput_tok_s", "tpot_ms", "batch"]
+    cols = ["offering", "tp", "pp", "throughput_tok_s", "tpot_ms", "batch", "prompt_tokens", "output_tokens"]
     header = [h.strip() for h in reader.fieldnames or []]
     reader.fieldnames = header  # " tp" and "tp" name the same column
     bad = [h for h in header if h not in cols]
@@ -471,17 +489,23 @@ def read_profile(path: Path, offerings: Mapping[str, Offering], problems: Proble
             thr = float(r["throughput_tok_s"])
             tpot = float(r["tpot_ms"]) if (r.get("tpot_ms") or "").strip() else None
             batch = int(r["batch"]) if (r.get("batch") or "").strip() else None
+            lengths = [int(r[k]) if (r.get(k) or "").strip() else None for k in ("prompt_tokens", "output_tokens")]
         except (TypeError, ValueError):
-            problems.add(where, "tp, pp, batch must be whole numbers and throughput_tok_s, tpot_ms numbers")
+            problems.add(where, "tp, pp, batch, prompt_tokens, output_tokens must be whole numbers and "
+                                "throughput_tok_s, tpot_ms numbers")
             continue
         if tp <= 0 or pp <= 0 or not thr > 0 or not math.isfinite(thr) or (tpot is not None and tpot <= 0):
             problems.add(where, "tp, pp, throughput_tok_s (and tpot_ms) must be > 0")
             continue
-        if (name, tp, pp) in seen:
-            problems.add(where, f"duplicate row for {name} tp={tp} pp={pp}")
+        if (lengths[0] is None) != (lengths[1] is None) or any(v is not None and v <= 0 for v in lengths):
+            problems.add(where, "prompt_tokens and output_tokens go together, both whole numbers > 0")
             continue
-        seen.add((name, tp, pp))
-        rows.append(ProfileRow(name, tp, pp, thr, tpot, batch))
+        if (name, tp, pp, *lengths) in seen:
+            problems.add(where, f"duplicate row for {name} tp={tp} pp={pp}"
+                         + (f" at {lengths[0]}/{lengths[1]} tokens" if lengths[0] else ""))
+            continue
+        seen.add((name, tp, pp, *lengths))
+        rows.append(ProfileRow(name, tp, pp, thr, tpot, batch, *lengths))
     if not n_data and len(problems.items) == before:
         problems.add(label, "no data rows")
     return tuple(rows)
@@ -523,9 +547,24 @@ def build_scenario(raw: Mapping[str, Any], base_dir: Path, origin: str) -> Scena
         digests["perf.profile"] = file_digest(ppath)
         profile = read_profile(ppath, catalog.offerings, problems, catalog.broken)
     calibration = _load_calibration(params, base_dir, digests, problems) if params["perf.calibration"] else ()
+    mix = _load_mix(params, base_dir, digests, problems, where)
     problems.raise_if_any()
     assert model is not None  # guaranteed: a missing or unknown model is a problem raised above
-    return Scenario(params, origin, catalog, model, offerings, profile, digests, calibration)
+    return Scenario(params, origin, catalog, model, offerings, profile, digests, calibration, mix)
+
+
+def _load_mix(params: dict[str, Any], base_dir: Path, digests: dict[str, str], problems: Problems,
+              where: Callable[[str], str]) -> tuple[Bucket, ...]:
+    """``workload.mix`` or ``workload.trace`` as buckets (a trace's content is hashed into the id)."""
+    if params["workload.mix"] and params["workload.trace"]:
+        problems.add(where("workload.mix"), "give workload.mix or workload.trace, not both")
+        return ()
+    if params["workload.trace"]:
+        tpath = resolve_path(params["workload.trace"], "trace", base_dir)
+        if tpath.is_file():
+            digests["workload.trace"] = file_digest(tpath)
+        return read_trace(tpath, problems)
+    return parse_mix(params["workload.mix"], where("workload.mix"), problems) if params["workload.mix"] else ()
 
 
 def _load_calibration(params: dict[str, Any], base_dir: Path, digests: dict[str, str],

@@ -25,6 +25,7 @@ import pulp
 from sweep.fleet.candidates import Candidate, CandidateTable
 from sweep.inputs.catalog import COST_UNITS_PER_DOLLAR
 from sweep.inputs.scenario import Scenario
+from sweep.solve.routing import max_rate
 from sweep.vocab import Status
 
 OPTIMAL, INFEASIBLE, TIME_LIMIT, ERROR = Status.OPTIMAL, Status.INFEASIBLE, Status.TIME_LIMIT, Status.ERROR
@@ -52,6 +53,35 @@ class Instance:
     min_throughput_tok_s: float = 0.0  # as given, never rounded
     solver: str = "highs"
     time_limit_s: float = 60.0
+    request_rate: float = 0.0  # requests/s the fleet must serve (0 = none), as given
+    per_request: Fraction = Fraction(0)  # output tokens per request (ō of the mix); needed with a request rate
+    # a request mix (SPEC §5.2): each bucket's share and output tokens; candidates then carry rates_tok_s
+    shares: tuple[Fraction, ...] = ()
+    outputs: tuple[int, ...] = ()
+
+    @property
+    def routed(self) -> bool:
+        """Is this the request-mix form of the MILP (routed rates per bucket)?"""
+        return bool(self.shares)
+
+    @property
+    def demand_tok_s(self) -> float:
+        """The throughput floor: min_throughput, and the request rate × output tokens per request
+        (rounded up to a float, so that a fleet meeting it meets the exact product)."""
+        by_rate = Fraction(self.request_rate) * self.per_request
+        floor = float(by_rate)
+        if Fraction(floor) < by_rate:
+            floor = math.nextafter(floor, math.inf)
+        return max(self.min_throughput_tok_s, floor)
+
+    @cached_property
+    def _mu(self) -> list[tuple[Fraction, ...]]:
+        return [tuple(Fraction(r) / o for r, o in zip(c.rates_tok_s, self.outputs, strict=True))
+                for c in self.candidates]
+
+    def mu(self, c: int) -> tuple[Fraction, ...]:
+        """Requests/s one replica of candidate c sustains on each bucket alone (exact)."""
+        return self._mu[c]
 
     # derived lookups, computed once per instance (cached_property writes past the frozen guard)
     @cached_property
@@ -102,6 +132,8 @@ class Fleet:
     cost_units: int
     gpus: int
     throughput_exact: Fraction = Fraction(0)
+    # with a request mix: per replicas entry, requests/s of each bucket routed to it (SPEC §5.2)
+    routing: tuple[tuple[float, ...], ...] = ()
 
     @property
     def cost_per_hour(self) -> float:
@@ -122,7 +154,8 @@ class Fleet:
 
     @property
     def empty(self) -> bool:
-        return not self.replicas
+        """No replicas, or (with a request mix) replicas that cannot serve every bucket: no throughput."""
+        return not self.replicas or self.throughput_exact <= 0
 
 
 def fleet_of(inst: Instance, counts: Mapping[int, int]) -> Fleet:
@@ -134,9 +167,14 @@ def fleet_of(inst: Instance, counts: Mapping[int, int]) -> Fleet:
         for s, g in uses[c]:
             gpus_used[s] += g * n
     nodes = tuple((s, -(-used // inst.slots[s].gpus_per_node)) for s, used in enumerate(gpus_used) if used)
-    exact = sum((Fraction(inst.candidates[c].throughput_tok_s) * n for c, n in reps), Fraction(0))
     cost = sum(inst.slots[s].price_units * n for s, n in nodes)
     gpus = sum(inst.candidates[c].gpus * n for c, n in reps)
+    if inst.routed:  # the most requests/s these replicas serve with the mix's shares, exactly
+        rate, y = max_rate([n for _, n in reps], [inst.mu(c) for c, _ in reps], inst.shares)
+        exact = rate * inst.per_request
+        routing = tuple(tuple(float(v) for v in row) for row in y)
+        return Fleet(reps, nodes, float(exact), cost, gpus, exact, routing)
+    exact = sum((Fraction(inst.candidates[c].throughput_tok_s) * n for c, n in reps), Fraction(0))
     return Fleet(reps, nodes, float(exact), cost, gpus, exact)
 
 
@@ -160,6 +198,8 @@ def violations(inst: Instance, fleet: Fleet, budget_units: int | None = None) ->
         out.append(f"gpus {fleet.gpus} > {inst.max_gpus}")
     if fleet.throughput_exact < Fraction(inst.min_throughput_tok_s):
         out.append(f"throughput {fleet.throughput_tok_s} < {inst.min_throughput_tok_s}")
+    if inst.request_rate and fleet.throughput_exact < Fraction(inst.request_rate) * inst.per_request:
+        out.append(f"request rate {fleet.throughput_tok_s / float(inst.per_request):g} < {inst.request_rate:g}")
     return out
 
 
@@ -188,11 +228,13 @@ def instance_of(sc: Scenario, table: CandidateTable) -> Instance:
         candidates=table.kept,
         budget_units=math.floor(budget * COST_UNITS_PER_DOLLAR + 1e-9) if budget else 0,
         max_gpus=sc["limits.max_gpus"],
-        # a request rate is a demand of rate × output tokens/s (SPEC §5.2, one bucket)
-        min_throughput_tok_s=max(float(sc["workload.min_throughput"]),
-                                 sc["workload.request_rate"] * sc["workload.output_tokens"]),
+        min_throughput_tok_s=float(sc["workload.min_throughput"]),
         solver=sc["solver.name"],
         time_limit_s=sc["solver.time_limit_s"],
+        request_rate=sc["workload.request_rate"],  # Λ ≥ rate ⟺ T ≥ rate·ō (SPEC §5.2)
+        per_request=sc.mean_output_tokens,
+        shares=tuple(b.share for b in sc.mix),
+        outputs=tuple(b.output_tokens for b in sc.mix),
     )
 
 
@@ -226,24 +268,32 @@ def _silence_highs_banner() -> None:
 # price ÷ the dearest node's): the solver's absolute tolerances are then tiny next to the data, and
 # every fleet it returns is re-checked here in exact arithmetic.
 FEASIBILITY_TOL = 1e-9
+# the routed model (continuous rates tied to integer replicas) at 1e-9 makes HiGHS 1.16 return
+# suboptimal "optimal" answers — found by pareto's monotonicity check: budget solves 2–20 % short of a
+# fleet CBC and HiGHS at 1e-7 find; at 1e-7 they agree (every fleet is re-checked exactly either way)
+ROUTED_FEASIBILITY_TOL = 1e-9
+
+
+def tolerance_of(inst: Instance) -> float:
+    return ROUTED_FEASIBILITY_TOL if inst.routed else FEASIBILITY_TOL
+
 MIP_ABS_GAP = 1e-10
 TIE_WEIGHT = 1e-3  # μ of the budget solve's tie-break objective max T − μ·C (both scaled)
 
 
-def make_solver(name: str, time_limit_s: float, presolve: bool = True) -> pulp.LpSolver:
+def make_solver(name: str, time_limit_s: float, presolve: bool = True, tol: float = FEASIBILITY_TOL) -> pulp.LpSolver:
     """Exact settings: MIP gaps 0 (absolute: :data:`MIP_ABS_GAP` on scaled objectives), tight
     feasibility tolerances, one thread (workers already use every core)."""
     if name == "highs":
         _silence_highs_banner()
         extra = {} if presolve else {"presolve": "off"}
         return pulp.HiGHS(msg=False, gapRel=0.0, gapAbs=MIP_ABS_GAP, timeLimit=time_limit_s, threads=1,
-                          primal_feasibility_tolerance=FEASIBILITY_TOL, mip_feasibility_tolerance=FEASIBILITY_TOL,
-                          **extra)
+                          primal_feasibility_tolerance=tol, mip_feasibility_tolerance=tol, **extra)
     if name == "cbc":
         # no ``threads``: CBC is serial by default, and ``-threads 1`` switches on its threaded
         # branch-and-bound, which stalls for 10 s in about one solve in 600 (measured, CBC 2.10.3)
         return pulp.PULP_CBC_CMD(msg=False, gapRel=0.0, gapAbs=MIP_ABS_GAP, timeLimit=time_limit_s,
-                                 options=[f"primalTolerance {FEASIBILITY_TOL}", f"integerTolerance {FEASIBILITY_TOL}",
+                                 options=[f"primalTolerance {tol}", f"integerTolerance {tol}",
                                           f"increment {MIP_ABS_GAP}",  # CBC ignores improvements below 1e-5 by default
                                           *([] if presolve else ["presolve off"])])
     raise ValueError(f"unknown solver {name!r}")  # validated at load; reaching here is a bug
@@ -258,11 +308,12 @@ class SolveReport:
     message: str = ""
 
 
-def run_solver(prob: pulp.LpProblem, solver_name: str, time_limit_s: float, presolve: bool = True) -> SolveReport:
+def run_solver(prob: pulp.LpProblem, solver_name: str, time_limit_s: float, presolve: bool = True,
+               tol: float = FEASIBILITY_TOL) -> SolveReport:
     """Solve and map the solver's own status; never raises for solver trouble (returns ``error``)."""
     t0 = time.perf_counter()
     try:
-        prob.solve(make_solver(solver_name, time_limit_s, presolve))
+        prob.solve(make_solver(solver_name, time_limit_s, presolve, tol))
     except Exception as e:  # a solver crash is a result, not a failure of the sweep
         return SolveReport(ERROR, False, None, time.perf_counter() - t0, f"{e.__class__.__name__}: {e}")
     seconds = time.perf_counter() - t0
@@ -319,6 +370,7 @@ class Built:
     t_scale: float
     c_scale: float
     presolve: bool = True
+    tolerance: float = 1e-9  # the solver's primal and integer feasibility tolerance (see tolerance_of)
 
 
 def _node_bound(slot: Slot, budget: int | None) -> int:
@@ -327,7 +379,7 @@ def _node_bound(slot: Slot, budget: int | None) -> int:
 
 def scales(inst: Instance) -> tuple[float, float]:
     """(tokens/s, cost units) that scale the model's coefficients to at most 1."""
-    t_scale = max((c.throughput_tok_s for c in inst.candidates), default=1.0) or 1.0
+    t_scale = max((max(c.rates_tok_s or (c.throughput_tok_s,)) for c in inst.candidates), default=1.0) or 1.0
     c_scale = float(max((s.price_units for s in inst.slots), default=1) or 1)
     return t_scale, c_scale
 
@@ -343,7 +395,8 @@ def build(inst: Instance, *, budget_units: int | None = None, nonempty: bool = F
     t_scale, c_scale = scales(inst)
     n = [prob.add_variable(f"n{i}", 0, _node_bound(s, budget), cat="Integer") for i, s in enumerate(inst.slots)]
     x = [prob.add_variable(f"x{c}", 0, inst.replica_bound(c), cat="Integer") for c in range(len(inst.candidates))]
-    T = pulp.lpSum((c.throughput_tok_s / t_scale) * x[i] for i, c in enumerate(inst.candidates))
+    T = routed_throughput(prob, inst, dict(enumerate(x)), t_scale) if inst.routed else pulp.lpSum(
+        (c.throughput_tok_s / t_scale) * x[i] for i, c in enumerate(inst.candidates))
     C = pulp.lpSum((s.price_units / c_scale) * n[i] for i, s in enumerate(inst.slots))
     per_slot: list[list[tuple[int, int]]] = [[] for _ in inst.slots]
     for c, us in enumerate(inst.uses()):
@@ -354,11 +407,45 @@ def build(inst: Instance, *, budget_units: int | None = None, nonempty: bool = F
     prob += ((budget if budget is not None else inst.max_cost_units()) + 0.5) / c_scale >= C, "budget"
     if inst.max_gpus:
         prob += pulp.lpSum(c.gpus * x[i] for i, c in enumerate(inst.candidates)) <= inst.max_gpus, "max_gpus"
-    floor = max(t_floor, inst.min_throughput_tok_s)
+    floor = max(t_floor, inst.demand_tok_s)
     prob += floor / t_scale <= T, "demand"
     if nonempty:
         prob += pulp.lpSum(x) >= 1, "nonempty"
-    return Built(prob, x, n, T, C, t_scale, c_scale)
+    return Built(prob, x, n, T, C, t_scale, c_scale, tolerance=tolerance_of(inst))
+
+
+def routed_throughput(prob: pulp.LpProblem, inst: Instance, x: Mapping[int, pulp.LpAffineExpression | pulp.LpVariable],
+                      t_scale: float, prefix: str = "") -> pulp.LpAffineExpression:
+    """SPEC §5.2 with the routed rates written as replica time: w_{c,b} = y_{c,b}/μ_{c,b} replicas of c
+    serving bucket b. A replica's time is shared among its buckets, Σ_b w_{c,b} ≤ x_c; each bucket gets
+    its share, Σ_c μ_{c,b}·w_{c,b} ≥ s_b·Λ (a surplus is simply not sent). Scaled: L = Λ·ō / t_scale is
+    the throughput, and a bucket row reads Σ_c (thr_{c,b}·ō/(o_b·t_scale))·w_{c,b} ≥ s_b·L.
+    ``x``: the replica counts (or their images) of the candidates that may be used."""
+    per_request = float(inst.per_request)
+    L = prob.add_variable(f"{prefix}L", 0, None)
+    into: list[list[tuple[pulp.LpVariable, float]]] = [[] for _ in inst.shares]
+    for c, xc in x.items():
+        ws = []
+        for b, (rate_tok_s, out_tokens) in enumerate(zip(inst.candidates[c].rates_tok_s, inst.outputs, strict=True)):
+            if rate_tok_s > 0:
+                w = prob.add_variable(f"{prefix}w{c}_{b}", 0, inst.replica_bound(c))
+                into[b].append((w, rate_tok_s * per_request / (out_tokens * t_scale)))
+                ws.append(w)
+        if ws:
+            prob += pulp.lpSum(ws) <= xc, f"{prefix}time{c}"
+    for b, share in enumerate(inst.shares):
+        prob += pulp.lpSum(k * w for w, k in into[b]) >= float(share) * L, f"{prefix}share{b}"
+    return pulp.LpAffineExpression(L)
+
+
+def peak_tok_s(inst: Instance, c: int) -> float:
+    """An upper bound on the tokens/s one replica of candidate c adds to any fleet: its throughput, or
+    with a request mix ō·max_b μ_{c,b} (Λ = Σ y_{c,b} ≤ Σ_c x_c·max_b μ_{c,b})."""
+    cand = inst.candidates[c]
+    if not inst.routed:
+        return cand.throughput_tok_s
+    per_request = float(inst.per_request)
+    return max(r * per_request / o for r, o in zip(cand.rates_tok_s, inst.outputs, strict=True))
 
 
 def extract(inst: Instance, m: Built) -> Fleet:
@@ -369,7 +456,7 @@ def extract(inst: Instance, m: Built) -> Fleet:
 def solve_built(inst: Instance, m: Built, budget_units: int | None = None) -> Outcome:
     """Solve a built model and check its fleet in exact arithmetic: a fleet that breaks a constraint
     (by the solver's tolerance) is a numerical failure, reported as ``error``, never as an answer."""
-    rep = run_solver(m.prob, inst.solver, inst.time_limit_s, presolve=m.presolve)
+    rep = run_solver(m.prob, inst.solver, inst.time_limit_s, presolve=m.presolve, tol=m.tolerance)
     fleet = extract(inst, m) if rep.has_solution else None
     if fleet is not None:
         broken = violations(inst, fleet, budget_units)
@@ -377,6 +464,18 @@ def solve_built(inst: Instance, m: Built, budget_units: int | None = None) -> Ou
             return Outcome(ERROR, None, rep.seconds, None,
                            f"{inst.solver}: returned a fleet that breaks a limit ({broken[0]})")
     return Outcome(rep.status, fleet, rep.seconds, rep.mip_gap, rep.message)
+
+
+def solve_known(inst: Instance, m: Built, known: Fleet | None, budget_units: int | None = None) -> Outcome:
+    """:func:`solve_built` on a model that ``known`` (a fleet in hand) satisfies: an ``infeasible`` answer
+    is then a numerical failure (HiGHS's presolve has been seen to make it on request-mix models) and the
+    model is solved once more with presolve off; the caller's tally records a second ``infeasible``
+    as an error."""
+    out = solve_built(inst, m, budget_units)
+    if out.status != INFEASIBLE or known is None or not m.presolve:
+        return out
+    retry = solve_built(inst, replace(m, presolve=False), budget_units)
+    return replace(retry, seconds=out.seconds + retry.seconds, solves=out.solves + retry.solves)
 
 
 def optimise(inst: Instance, t_weight: float, c_weight: float, *, budget_units: int | None = None,
@@ -413,7 +512,7 @@ class BudgetSolver:
         self.known: list[Fleet] = []
         for c in range(len(inst.candidates)):
             f = fleet_of(inst, {c: 1})
-            if not violations(inst, f, self.ceiling):
+            if f.throughput_exact > 0 and not violations(inst, f, self.ceiling):
                 self.known.append(f)
 
     def _best_known(self, cap: int) -> Fleet | None:
@@ -426,7 +525,7 @@ class BudgetSolver:
 
     def _set(self, m: Built, cap: int, t_min: float) -> None:
         m.prob.constraints["budget"].constant = -(cap + 0.5) / m.c_scale
-        m.prob.constraints["demand"].constant = -max(t_min, self.inst.min_throughput_tok_s) / m.t_scale
+        m.prob.constraints["demand"].constant = -max(t_min, self.inst.demand_tok_s) / m.t_scale
         for var, slot in zip(m.n, self.inst.slots, strict=True):
             var.upBound = _node_bound(slot, cap)
 
@@ -453,7 +552,7 @@ class BudgetSolver:
                     f"{inst.solver}: reported {first.status} at budget {cap} although a fleet of "
                     f"{known.throughput_tok_s:g} tok/s costs {known.cost_units}; best known fleet kept"), solves=solves)
             first = retry
-        if first.status != OPTIMAL or first.fleet is None or first.fleet.empty:
+        if first.status != OPTIMAL or first.fleet is None or first.fleet.throughput_exact <= 0:
             if first.status == OPTIMAL:
                 return Outcome(INFEASIBLE, None, seconds, message=NO_FLEET, solves=solves)
             return replace(first, seconds=seconds, solves=solves)
@@ -463,7 +562,7 @@ class BudgetSolver:
         # strict (and slower) min C subject to T ≥ T*
         self._set(m, cap, 0.0)
         m.prob.setObjective(m.T - TIE_WEIGHT * m.C)
-        second = solve_built(inst, m, cap) if best.cost_units > 0 else first
+        second = solve_known(inst, m, best, cap) if best.cost_units > 0 else first
         if second is not first:
             solves, seconds = solves + 1, seconds + second.seconds
             f2 = second.fleet

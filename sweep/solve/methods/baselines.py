@@ -15,6 +15,7 @@ from sweep.solve.milp import (
     Instance,
     budget_solve,
     optimise,
+    peak_tok_s,
 )
 from sweep.solve.result import MethodResult, better, budget_units, method_status
 
@@ -41,7 +42,9 @@ def iterative(inst: Instance, mp: MethodParams) -> MethodResult:
     tally = Tally(inst.solver)
     if not inst.candidates:
         return tally.result("iterative", inst, None, message="no candidate can serve this model")
-    t_min = min(c.throughput_tok_s for c in inst.candidates)
+    # (with a request mix a replica that cannot serve every bucket has no throughput of its own)
+    t_min = min((c.throughput_tok_s for c in inst.candidates if c.throughput_tok_s > 0),
+                default=min(peak_tok_s(inst, c) for c in range(len(inst.candidates))))
     ceiling = inst.max_cost_units()
     budget = mp.target_cpt * t_min * 3600
     path: list[dict] = []

@@ -31,6 +31,7 @@ import math
 
 import pulp
 
+from sweep.fleet.layouts import Candidate
 from sweep.solve.methods.common import Tally
 from sweep.solve.methods.exact import dinkelbach_from, single_replica_start
 from sweep.solve.milp import (
@@ -38,10 +39,14 @@ from sweep.solve.milp import (
     Fleet,
     Instance,
     Outcome,
+    budget_solve,
     effective_budget,
     fleet_of,
+    peak_tok_s,
+    routed_throughput,
     run_solver,
     scales,
+    tolerance_of,
     violations,
 )
 from sweep.solve.result import MethodResult
@@ -49,6 +54,10 @@ from sweep.solve.result import MethodResult
 
 def _bits(ub: int) -> int:
     return max(1, ub.bit_length())
+
+
+def _rates(c: Candidate) -> tuple[float, ...]:
+    return c.rates_tok_s or (c.throughput_tok_s,)
 
 
 def undominated(inst: Instance) -> list[int]:
@@ -62,8 +71,9 @@ def undominated(inst: Instance) -> list[int]:
                 if a == b or len(ca.uses) != 1 or ca.uses[0][0] != ob:
                     continue
                 k = gb // ca.uses[0][1]
-                if k >= 1 and k * ca.throughput_tok_s >= cb.throughput_tok_s and (
-                        k * ca.throughput_tok_s > cb.throughput_tok_s or ca.uses[0][1] < gb or a < b):
+                ra, rb = _rates(ca), _rates(cb)
+                if k >= 1 and all(k * x >= y for x, y in zip(ra, rb, strict=True)) and (
+                        any(k * x > y for x, y in zip(ra, rb, strict=True)) or ca.uses[0][1] < gb or a < b):
                     dominated = True  # (equal pairs: keep the lower index only)
                     break
         if not dominated:
@@ -78,7 +88,7 @@ def _throughput_bound(inst: Instance, cands: list[int], n_ub: list[int], x_ub: d
     uses = inst.uses()
     rate = [0.0] * len(inst.slots)
     for c in cands:
-        per_gpu = inst.candidates[c].throughput_tok_s / inst.candidates[c].gpus
+        per_gpu = peak_tok_s(inst, c) / inst.candidates[c].gpus
         for s, _ in uses[c]:
             rate[s] = max(rate[s], per_gpu)
     items = sorted(((rate[s] * sl.gpus_per_node, sl.price_units, n_ub[s]) for s, sl in enumerate(inst.slots)
@@ -93,7 +103,7 @@ def _throughput_bound(inst: Instance, cands: list[int], n_ub: list[int], x_ub: d
             break
     if inst.max_gpus:
         bound = min(bound, max(rate) * inst.max_gpus)
-    direct = sum(inst.candidates[c].throughput_tok_s * x_ub[c] for c in cands)
+    direct = sum(peak_tok_s(inst, c) * x_ub[c] for c in cands)
     return min(bound, direct) * (1 + 1e-9) + 1e-9
 
 
@@ -126,8 +136,13 @@ def charnes_cooper(inst: Instance) -> MethodResult:
 
     # bounds on the optimum's T give the interval of y
     thr = {c: inst.candidates[c].throughput_tok_s for c in cands}
-    t_lo = max(min(thr.values()), inst.min_throughput_tok_s)
+    # any non-empty fleet has a replica's T, except with a request mix (a replica may serve some buckets only)
+    t_lo = max(0.0 if inst.routed else min(thr.values()), inst.demand_tok_s)
     start = single_replica_start(inst)
+    if start is None and inst.routed:  # a known fleet bounds the optimum's T from below (see below)
+        start = tally.add(budget_solve(inst)).fleet
+    if start is None and t_lo <= 0:
+        return tally.result("charnes_cooper", inst, None, message="no fleet fits the limits")
     if start is not None:
         cheapest = min(sum(inst.slots[s].price_units * -(-g // inst.slots[s].gpus_per_node) for s, g in uses[c])
                        for c in cands)
@@ -183,16 +198,20 @@ def charnes_cooper(inst: Instance) -> MethodResult:
 
     rows(x, n, 1)
     rows(xy, ny, y)
-    T = pulp.lpSum((thr[c] / t_scale) * x[c] for c in cands)
-    if inst.min_throughput_tok_s:
-        prob.addConstraint(inst.min_throughput_tok_s / t_scale <= T)
+    T = routed_throughput(prob, inst, x, t_scale) if inst.routed else pulp.lpSum(
+        (thr[c] / t_scale) * x[c] for c in cands)
+    if inst.demand_tok_s:
+        prob.addConstraint(inst.demand_tok_s / t_scale <= T)
     prob.addConstraint(pulp.lpSum(b for bits in xb.values() for b in bits) >= 1)  # no empty fleet
-    Ty = pulp.lpSum((thr[c] / t_scale) * xy[c] for c in cands)
+    # T·y: the routed rates of the scaled fleet (the routing rows are homogeneous: their image under
+    # the scaling is the same rows on x·y)
+    Ty = routed_throughput(prob, inst, xy, t_scale, prefix="u") if inst.routed else pulp.lpSum(
+        (thr[c] / t_scale) * xy[c] for c in cands)
     Cy = pulp.lpSum((inst.slots[s].price_units / c_scale) * ny[s] for s in slots)
     prob.addConstraint(Ty == t_lo / t_scale)  # T·y = T_lo
     prob.setObjective(Cy)  # = C·T_lo/T
 
-    rep = run_solver(prob, inst.solver, inst.time_limit_s)
+    rep = run_solver(prob, inst.solver, inst.time_limit_s, tol=tolerance_of(inst))
     fleet: Fleet | None = None
     if rep.has_solution:
         counts = {c: sum((1 << k) * int(round(b.varValue or 0)) for k, b in enumerate(bits)) for c, bits in xb.items()}

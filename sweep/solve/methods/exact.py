@@ -18,6 +18,7 @@ from sweep.solve.milp import (
     build,
     fleet_of,
     solve_built,
+    solve_known,
     violations,
 )
 from sweep.solve.result import MethodResult, better
@@ -45,6 +46,9 @@ def _step(k: int | str, f: Fleet, **extra) -> dict:
             "cost_per_token": f.cost_per_token, **extra}
 
 
+RATIO_MARGIN = 1e-9
+
+
 def widest_at_ratio(inst: Instance, fleet: Fleet, tally: Tally) -> Fleet:
     """Among fleets with exactly fleet's $/token, the one with the most throughput (the tie rule).
 
@@ -55,9 +59,12 @@ def widest_at_ratio(inst: Instance, fleet: Fleet, tally: Tally) -> Fleet:
         return fleet
     m = build(inst, nonempty=True)
     t_f, c_f = float(fleet.throughput_exact), float(fleet.cost_units)
-    m.prob += (m.c_scale / c_f) * m.C - (m.t_scale / t_f) * m.T <= 0, "same_ratio"
+    # the fleet itself lies on this row's boundary; a margin of RATIO_MARGIN keeps it inside in floating
+    # point (with a request mix its rate is an LP optimum the solver reproduces only to rounding); the
+    # answer is then kept only if its ratio is exactly ρ
+    m.prob += (m.c_scale / c_f) * m.C - (m.t_scale / t_f) * m.T <= RATIO_MARGIN, "same_ratio"
     m.prob.setObjective(m.T)
-    out = tally.add(solve_built(inst, m), feasible=True)
+    out = tally.add(solve_known(inst, m, fleet), feasible=True)
     wide = out.fleet
     if wide is None or wide.ratio != fleet.ratio or not better(wide, fleet):
         return fleet
@@ -77,7 +84,7 @@ def dinkelbach_from(inst: Instance, cur: Fleet, tally: Tally, path: list[dict]) 
         m = build(inst, nonempty=True)
         t_k, c_k = float(cur.throughput_exact), float(cur.cost_units)
         m.prob.setObjective(-((m.c_scale / c_k) * m.C - (m.t_scale / t_k) * m.T))
-        out = tally.add(solve_built(inst, m), feasible=True)
+        out = tally.add(solve_known(inst, m, cur), feasible=True)
         f = out.fleet
         if f is None or f.empty or not better(f, cur) or f.ratio == cur.ratio:
             if out.status == OPTIMAL and f is not None:
@@ -145,7 +152,7 @@ def min_cost(inst: Instance, _: MethodParams | None = None) -> MethodResult:
     Min C subject to the demand, then a budget solve at that cost (the most throughput for it); both
     checked in exact arithmetic."""
     tally = Tally(inst.solver)
-    if inst.min_throughput_tok_s <= 0:
+    if inst.demand_tok_s <= 0:
         tally.fail("min_cost needs a demand (workload.min_throughput or workload.request_rate)")
         return tally.result("min_cost", inst, None)
     if not inst.candidates:
