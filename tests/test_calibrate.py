@@ -23,7 +23,7 @@ from sweep.fleet.perf import Family, Knobs, family_of
 from sweep.inputs.catalog import load_builtin
 from sweep.inputs.load import load_scenario
 
-PRIOR = Family("MI300X", 0.79, 0.63, 8.0)  # what an unmeasured family gets: the NVIDIA families' median
+PRIOR = Family("MI300X", 0.78, 0.60, 8.0)  # what an unmeasured family gets: the NVIDIA families' median
 
 
 def _shipped_rows(family: str) -> list[dict[str, str]]:
@@ -180,3 +180,19 @@ def test_candidates_show_an_error_band(tmp_path, run_cli):
     assert all(x["error_band_pct"] is None for x in l4)  # no published L4 measurement: unmeasured
     r = run_cli("candidates", tmp_path / "s.toml")
     assert "error band" in r.out and "unmeasured" in r.out
+
+
+def test_no_error_band_from_too_few_rows():
+    """A family with fewer than MIN_BAND_ROWS published rows shows no band (a point is not a spread)."""
+    from collections import Counter
+
+    from sweep.fleet.calibrate import MIN_BAND_ROWS, error_band_pct, family_error_bands
+
+    catalog, problems = load_builtin(), []
+    counts = Counter(family_of(m.gpu) for m in read_measurements_csv(shipped_measurements_path(), catalog, problems))
+    assert not problems
+    bands = family_error_bands()
+    for fam, n in counts.items():
+        assert (fam in bands) == (n >= MIN_BAND_ROWS), (fam, n)
+    for gpu in catalog.gpus:
+        assert (error_band_pct(gpu) is None) == (counts.get(family_of(gpu), 0) < MIN_BAND_ROWS), gpu

@@ -339,10 +339,14 @@ def shipped_measurements_path() -> Path:
     return Path(str(resources.files("sweep") / "data" / "measurements.csv"))
 
 
+MIN_BAND_ROWS = 3  # a family with fewer published rows gets no band: one or two rows say nothing of the spread
+
+
 @lru_cache(maxsize=1)
 def family_error_bands() -> dict[str, tuple[float, float, int]]:
-    """Per GPU family with published rows: (low, high, rows) of the built-in model's signed error in %
-    on ``sweep/data/measurements.csv`` — the 10th and 90th percentiles (min and max under 10 rows)."""
+    """Per GPU family with at least :data:`MIN_BAND_ROWS` published rows: (low, high, rows) of the built-in
+    model's signed error in % on ``sweep/data/measurements.csv`` — the 10th and 90th percentiles (min and
+    max under 10 rows)."""
     from sweep.inputs.catalog import load_builtin
 
     catalog = load_builtin()
@@ -354,6 +358,8 @@ def family_error_bands() -> dict[str, tuple[float, float, int]]:
     out = {}
     for fam, xs in by.items():
         xs.sort()
+        if len(xs) < MIN_BAND_ROWS:
+            continue
         if len(xs) >= 10:
             q = statistics.quantiles(xs, n=10, method="inclusive")
             out[fam] = (round(q[0], 1), round(q[-1], 1), len(xs))
@@ -364,7 +370,7 @@ def family_error_bands() -> dict[str, tuple[float, float, int]]:
 
 def error_band_pct(gpu: str) -> list[float] | None:
     """The expected error band [low, high] in % of a layout on ``gpu`` (a mixed pipeline's 'A+B': the
-    union of its GPUs' bands), or None when a family has no published measurement."""
+    union of its GPUs' bands), or None when a family has fewer than :data:`MIN_BAND_ROWS` published rows."""
     bands = family_error_bands()
     lo, hi = math.inf, -math.inf
     for name in gpu.split("+"):
