@@ -18,6 +18,7 @@ from netns import requires_netns
 
 from sweep.cli import main
 from sweep.engine.runner import run_sweep
+from sweep.results.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +192,111 @@ def test_min_cost_in_a_sweep_without_any_demand_is_bad_input(tmp_path, run_cli):
         f"error: {path}: sweep.methods: min_cost needs a demand, and no scenario of this sweep sets "
         "workload.min_throughput or workload.request_rate"], r.err
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ a driver that coordinates, not computes
+
+EXPLICIT_JOB = """
+model = "llama-2-13b"
+
+[sweep]
+name = "files"
+methods = ["max_throughput", "dinkelbach"]
+
+[workload]
+prompt_tokens = 512
+output_tokens = 256
+tpot_slo_ms = 50
+
+[catalog]
+price = "spot"
+only = ["runpod-1xL40S", "runpod-2xL40S"]
+
+[perf]
+source = "profile"
+profile = "data/profile.csv"
+
+[[scenarios]]
+"limits.budget" = 2.0
+
+[[scenarios]]
+"limits.budget" = 4.0
+"catalog.price" = "on_demand"
+
+[grid]
+"workload.prompt_tokens" = [256, 512, 1024]
+"workload.output_tokens" = [128, 256]
+"""
+
+
+def write_files_job(folder: Path) -> Path:
+    (folder / "data").mkdir(parents=True)
+    src = Path(__file__).resolve().parents[1] / "jobs" / "data" / "counterexample-profile.csv"
+    (folder / "data" / "profile.csv").write_bytes(src.read_bytes())
+    job = folder / "files.toml"
+    job.write_text(EXPLICIT_JOB)
+    return job
+
+
+def test_scenario_ranges_match_the_jobs_own_order(tmp_path):
+    """Workers expand index ranges; the ranges give exactly the job's scenarios, in its order."""
+    from sweep.engine.plan import raw_at, raw_range
+    from sweep.inputs.job import load_job
+
+    job = load_job(write_files_job(tmp_path))
+    want = list(job.raw_scenarios())
+    assert len(want) == job.size == 12
+    assert [(i, raw_at(job, i)) for i in range(job.size)] == want
+    for lo, hi in [(0, 12), (0, 1), (5, 9), (11, 12), (3, 3), (6, 12)]:
+        assert list(raw_range(job, lo, hi)) == want[lo:hi]
+
+
+def test_files_travel_with_the_work(tmp_path):
+    """A worker needs none of the driver's files: the job's data files travel as contents. With the job's
+    folder gone, a chunk still validates and solves, with the same scenario ids and the file values as the
+    job gave them; its rows are written by the worker, not returned."""
+    from sweep.engine.plan import Chunk
+    from sweep.engine.runner import context
+    from sweep.engine.worker import run_chunk, survey_chunk
+    from sweep.inputs.job import load_job
+
+    folder = tmp_path / "job"
+    job = load_job(write_files_job(folder))
+    ids = [sc.scenario_id for sc in job.scenarios()]
+    ctx = context(job, out=str(tmp_path / "out"))
+    assert any(name.endswith("profile.csv") for name in ctx.files)
+    folder.rename(tmp_path / "gone")
+    handle = ("obj", ctx.key, ctx)
+    part = survey_chunk(handle, Chunk(0, 0, job.size))
+    assert not part.problems
+    t = part.table.to_pydict()
+    assert t["scenario_id"] == ids and t["index"] == list(range(job.size)) and t["tasks"] == [2] * job.size
+    assert set(t["perf_profile"]) == {"data/profile.csv"} and set(t["catalog_gpus"]) == {"builtin"}
+    with Store(str(tmp_path / "out"), "files"):  # the driver holds the dataset; the worker writes into it
+        done = run_chunk(handle, Chunk(1, 2, 5))
+    assert (done.tasks, done.errors, done.tables, done.store_error) == (6, 0, None, ())
+    got = rows(tmp_path / "out")
+    assert {r["scenario_id"] for r in got} == set(ids[2:5]) and len(got) == 6
+    assert all(r["status"] == "optimal" for r in got)
+
+
+def test_the_driver_builds_no_scenario_beyond_the_first(reference, tmp_path, monkeypatch):
+    """The driver validates one scenario itself (a bad job fails fast); the workers build the rest —
+    the same rows as the serial reference."""
+    import sweep.engine.runner as runner
+    import sweep.inputs.job as job_module
+
+    built = []
+    real = job_module.build_scenario
+
+    def counting(*a, **kw):
+        built.append(a[2])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(job_module, "build_scenario", counting)
+    monkeypatch.setattr(runner, "build_scenario", counting)
+    job, ref = reference
+    s = run_sweep(job, backend="processes", workers=2, out=str(tmp_path / "p"), progress=False)
+    assert s.failures == 0 and s.tasks_run == len(ref)
+    assert built == [f"{job}#0"]
+    assert rows(tmp_path / "p") == ref

@@ -1,4 +1,4 @@
-"""Backends (SPEC §9): one small interface, ``Backend.run(batches) -> iterator of results``.
+r"""Backends (SPEC §9): one small interface, ``Backend.run(fn, ctx, chunks) -> iterator of results``.
 
 - ``serial``: in this process, for debugging and tests.
 - ``processes`` (default; alias ``multiprocessing``): local worker processes, no server.
@@ -6,44 +6,39 @@
   local Ray with ``workers`` CPUs. ``ray`` is imported only here (and in :mod:`sweep.engine.cluster`), only
   when this backend is used.
 
-Every backend keeps a bounded number of batches in flight (memory stays flat), yields results as
-they finish, and retries the batches of a lost worker (``max_retries`` times) before turning their
-tasks into ``error`` rows. Results are data; a task's exception never escapes a worker.
+What travels: the :class:`~sweep.engine.worker.WorkContext` once per worker (a file the local processes
+read once; one Ray object), then only :class:`~sweep.engine.plan.Chunk`\ s (a few integers) out and small
+results back. Every backend keeps a bounded number of chunks in flight (memory stays flat), yields results
+as they finish, and retries the chunks of a lost worker (``max_retries`` times) before handing them to
+``lost``. A task's exception never escapes a worker.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import signal
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from typing import Any
 
-from sweep.engine.plan import Batch, Work
-from sweep.engine.worker import error_output, run_batch
-from sweep.results.rows import TaskOutput
-from sweep.vocab import LOST
+from sweep.engine.plan import Chunk
 
 BACKENDS = ("serial", "processes", "ray")
 ALIASES = {"multiprocessing": "processes", "local": "processes"}
 
-
-@dataclass(frozen=True)
-class BatchResult:
-    batch: Batch
-    outputs: list[TaskOutput]
-
-
-def _lost(sweep: str, batch: Batch, why: str) -> BatchResult:
-    """Error rows for a batch whose worker kept dying; marked :data:`LOST`, so a re-run retries them."""
-    return BatchResult(batch, [error_output(sweep, t, LOST + why) for w in batch.items for t in w.tasks])
+# fn(handle, chunk) -> a result with ``.chunk``; split(chunk) -> its one-task chunks; lost(chunk, why) -> a result
+Fn = Callable[[tuple, Chunk], Any]
+Split = Callable[[Chunk], list[Chunk]]
+Lost = Callable[[Chunk, str], Any]
 
 
 class Backend(ABC):
-    """Runs batches of a sweep (SPEC §9); subclasses implement :meth:`run`, yielding one
-    :class:`BatchResult` per batch as it finishes. A task's failure is an ``error`` row, never an exception."""
+    """Runs chunks of a sweep (SPEC §9); subclasses implement :meth:`run`, yielding ``fn``'s result for each
+    chunk as it finishes."""
 
     name = "base"
 
@@ -52,8 +47,13 @@ class Backend(ABC):
         self.max_retries = max_retries
 
     @abstractmethod
-    def run(self, sweep: str, batches: Iterable[Batch]) -> Iterator[BatchResult]:
-        """Every batch's result, in the order they finish."""
+    def run(self, fn: Fn, ctx: Any, chunks: Iterable[Chunk], split: Split, lost: Lost) -> Iterator[Any]:
+        """``fn(handle, chunk)`` of every chunk, in the order they finish (``handle`` names ``ctx``, shipped once
+        per worker). A chunk whose worker keeps dying is split (``split``) and then given up (``lost``)."""
+
+    def writes_to(self, out: str) -> bool:
+        """Whether workers can write parts to ``out`` themselves (else they send rows back)."""
+        return True
 
     def close(self) -> None:  # noqa: B027 - optional hook: a backend without workers has nothing to release
         """Release workers (also on interrupt)."""
@@ -68,9 +68,10 @@ class SerialBackend(Backend):
     def __init__(self, workers: int | None = None, max_retries: int = 2):
         super().__init__(1, max_retries)
 
-    def run(self, sweep: str, batches: Iterable[Batch]) -> Iterator[BatchResult]:
-        for b in batches:
-            yield BatchResult(b, run_batch(sweep, b))
+    def run(self, fn: Fn, ctx: Any, chunks: Iterable[Chunk], split: Split, lost: Lost) -> Iterator[Any]:
+        handle = ("obj", ctx.key, ctx)
+        for c in chunks:
+            yield fn(handle, c)
 
 
 class ProcessBackend(Backend):
@@ -91,33 +92,46 @@ class ProcessBackend(Backend):
         env = {k: v for k, v in os.environ.items() if k.startswith("SWEEP_")}
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_env, initargs=(env,))
 
-    def run(self, sweep: str, batches: Iterable[Batch]) -> Iterator[BatchResult]:
-        """Batches on ``workers`` processes. When a worker dies, the pool breaks and every batch in
-        flight is lost with it, the culprit among them unknown: those batches become *suspects*, re-run
-        one at a time, so that a death then points at its batch. A suspect batch of several tasks
-        that kills its worker alone is split into one-task batches (its other tasks still finish); a
-        one-task batch is retried ``max_retries`` times alone, then becomes ``worker lost`` rows."""
+    def run(self, fn: Fn, ctx: Any, chunks: Iterable[Chunk], split: Split, lost: Lost) -> Iterator[Any]:
+        """Chunks on ``workers`` processes (the context in a private file each worker reads once). When a
+        worker dies, the pool breaks and every chunk in flight is lost with it, the culprit among them
+        unknown: those chunks become *suspects*, re-run one at a time, so that a death then points at its
+        chunk. A suspect chunk of several tasks that kills its worker alone is split into one-task chunks
+        (its other tasks still finish); a one-task chunk is retried ``max_retries`` times alone, then
+        handed to ``lost``."""
+        folder = _shm()
+        _remove_orphans(folder)
+        fd, path = tempfile.mkstemp(prefix=f".sweep-ctx-{os.getpid()}-", suffix=".pickle", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(ctx, f, protocol=pickle.HIGHEST_PROTOCOL)
+            yield from self._run(fn, ("file", ctx.key, path), chunks, split, lost)
+        finally:
+            os.unlink(path)
+
+    def _run(self, fn: Fn, handle: tuple, chunks: Iterable[Chunk], split: Split, lost: Lost) -> Iterator[Any]:
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        self._pool = self._new_pool()
-        it = iter(batches)
-        inflight: dict = {}  # future -> (batch, deaths alone)
-        suspects: deque[tuple[Batch, int]] = deque()
+        if self._pool is None:
+            self._pool = self._new_pool()
+        it = iter(chunks)
+        inflight: dict = {}  # future -> (chunk, deaths alone)
+        suspects: deque[tuple[Chunk, int]] = deque()
         limit = self.workers * 3
         exhausted = False
         while True:
             if suspects:
                 if not inflight:
-                    b, tries = suspects.popleft()
-                    inflight[self._pool.submit(run_batch, sweep, b)] = (b, tries)
+                    c, tries = suspects.popleft()
+                    inflight[self._pool.submit(fn, handle, c)] = (c, tries)
             else:
                 while len(inflight) < limit and not exhausted:
-                    b = next(it, None)
-                    if b is None:
+                    c = next(it, None)
+                    if c is None:
                         exhausted = True
                         break
-                    inflight[self._pool.submit(run_batch, sweep, b)] = (b, 0)
+                    inflight[self._pool.submit(fn, handle, c)] = (c, 0)
             if not inflight:
                 return
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
@@ -127,23 +141,21 @@ class ProcessBackend(Backend):
                 if isinstance(exc, BrokenProcessPool):
                     broken = True  # handled below, with everything else in flight
                     continue
-                b, tries = inflight.pop(fut)
-                if exc is None:
-                    yield BatchResult(b, fut.result())
-                else:  # the batch ran but its result could not come back (e.g. not picklable)
-                    msg = f"worker failed: {exc.__class__.__name__}: {exc}"
-                    yield BatchResult(b, [error_output(sweep, t, msg) for w in b.items for t in w.tasks])
+                inflight.pop(fut)
+                if exc is not None:  # a bug in the worker's own code, not a task's failure
+                    raise exc
+                yield fut.result()
             if not broken:
                 continue
             # a worker died: the pool is broken and everything in flight fails with it
             alone = len(inflight) == 1
-            hit: list[tuple[Batch, int]] = []
-            finished: list[BatchResult] = []
-            for fut, (b, tries) in list(inflight.items()):
+            hit: list[tuple[Chunk, int]] = []
+            finished: list[Any] = []
+            for fut, (c, tries) in list(inflight.items()):
                 if fut.done() and fut.exception() is None:
-                    finished.append(BatchResult(b, fut.result()))
+                    finished.append(fut.result())
                 else:
-                    hit.append((b, tries))
+                    hit.append((c, tries))
             inflight.clear()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
@@ -153,14 +165,14 @@ class ProcessBackend(Backend):
                 continue
             if not hit:
                 continue
-            (b, tries), = hit
-            if b.size > 1:
-                suspects.extendleft(reversed([
-                    (Batch(b.batch_id, (Work(w.scenario, (t,)),)), 0) for w in b.items for t in w.tasks]))
+            (c, tries), = hit
+            parts = split(c) if c.task < 0 else [c]
+            if len(parts) > 1:
+                suspects.extendleft(reversed([(p, 0) for p in parts]))
             elif tries + 1 > self.max_retries:
-                yield _lost(sweep, b, f"its worker process died {tries + 1} times running this task alone")
+                yield lost(c, f"its worker process died {tries + 1} times running this task alone")
             else:
-                suspects.appendleft((b, tries + 1))
+                suspects.appendleft((parts[0] if parts else c, tries + 1))
 
     def close(self) -> None:
         """Stop every worker now, busy or not (on Ctrl-C a worker may be mid-solve): none outlives the run."""
@@ -188,8 +200,34 @@ def _worker_env(env: dict[str, str]) -> None:
     os.environ.update(env)
 
 
-def _ray_run_batch(sweep: str, batch: Batch) -> list[TaskOutput]:
-    return run_batch(sweep, batch)
+def _shm() -> str:
+    """A memory-backed folder for the context file when there is one (it is read once per worker)."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+def _remove_orphans(folder: str) -> None:
+    """Context files of drivers that were killed (SIGKILL leaves them): removed by the next run."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(".sweep-ctx-")]
+    except OSError:
+        return
+    for name in names:
+        try:
+            pid = int(name.split("-")[2])
+            os.kill(pid, 0)
+        except (ValueError, IndexError):
+            continue
+        except ProcessLookupError:
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+        except PermissionError:
+            continue
+
+
+def _ray_call(fn: Fn, handle: tuple, chunk: Chunk) -> Any:
+    return fn(handle, chunk)
 
 
 class RayBackend(Backend):
@@ -240,10 +278,15 @@ class RayBackend(Backend):
     def describe(self) -> str:
         return f"ray ({self.address or 'local'}) ×{self.workers}"
 
-    def run(self, sweep: str, batches: Iterable[Batch]) -> Iterator[BatchResult]:
+    def writes_to(self, out: str) -> bool:
+        """Workers of a local Ray share this machine's files; a cluster's reach only an object store."""
+        return not self.address or ("://" in out and not out.startswith("file://"))
+
+    def run(self, fn: Fn, ctx: Any, chunks: Iterable[Chunk], split: Split, lost: Lost) -> Iterator[Any]:
         ray = self._init()
-        remote = ray.remote(num_cpus=1, max_retries=self.max_retries)(_ray_run_batch)
-        it = iter(batches)
+        remote = ray.remote(num_cpus=1, max_retries=self.max_retries)(_ray_call)
+        handle = ("ray", ctx.key, [ray.put(ctx)])  # in a list: Ray passes the reference, workers get it once
+        it = iter(chunks)
         inflight: dict = {}
         exhausted = False
         refresh_at = time.monotonic() + self.refresh_s
@@ -252,23 +295,25 @@ class RayBackend(Backend):
                 self.workers = self._capacity()
                 refresh_at = time.monotonic() + self.refresh_s
             while not exhausted and len(inflight) < self.workers * 3:
-                b = next(it, None)
-                if b is None:
+                c = next(it, None)
+                if c is None:
                     exhausted = True
                     break
-                inflight[remote.remote(sweep, b)] = b
+                inflight[remote.remote(fn, handle, c)] = c
             if not inflight:
                 return
             # a timeout, so that a cluster that grew while every task waited gets more of them
             done, _ = ray.wait(list(inflight), num_returns=1, timeout=self.refresh_s if self.address else None)
             for ref in done:
-                b = inflight.pop(ref)
+                c = inflight.pop(ref)
                 try:
-                    outputs = ray.get(ref)
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as e:  # a bug in the worker's own code
+                    raise e.as_instanceof_cause() from None
                 except ray.exceptions.RayError as e:  # worker/node lost beyond max_retries, object lost, …
-                    yield _lost(sweep, b, f"ray: {e.__class__.__name__} after {self.max_retries} retries")
+                    yield lost(c, f"ray: {e.__class__.__name__} after {self.max_retries} retries")
                     continue
-                yield BatchResult(b, outputs)
+                yield result
 
     def close(self) -> None:
         if self._started:

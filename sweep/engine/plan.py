@@ -1,19 +1,21 @@
-"""Planning (SPEC §1, §9): scenarios × methods → tasks with stable ids, grouped into batches
-(running them is :mod:`sweep.engine.worker`).
+"""Planning (SPEC §1, §9): a job's scenarios × methods → tasks with stable ids, described compactly.
 
 A task is one result row: a method on a scenario, or one budget point of ``enumeration`` (so the
-15 budget solves fan out and resume one by one). Tasks of one scenario travel together in a batch
-so its candidates are computed once; a batch carries validated :class:`Scenario` objects (catalogs
-included, shared by pickling), so workers never read the driver's files.
+15 budget solves fan out and resume one by one). The driver never builds a scenario: it hands out
+:class:`Chunk`\\ s — a range of scenario *indices* of the job (the job itself, with its data files'
+contents, travels once per worker: :mod:`sweep.engine.worker`), or one task of one scenario — and
+workers expand, validate, solve and write them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from sweep.inputs.job import Job
 from sweep.inputs.scenario import Scenario
-from sweep.solve.methods import MethodParams, enumeration_budgets
 
 
 @dataclass(frozen=True)
@@ -25,21 +27,18 @@ class Task:
 
 
 @dataclass(frozen=True)
-class Work:
-    """The tasks of one scenario in a batch."""
+class Chunk:
+    """Scenarios ``lo`` … ``hi`` - 1 of a job (their unfinished tasks), or with ``task`` ≥ 0 only the
+    ``task``-th task of scenario ``lo`` (sweeps with fewer scenarios than workers; a suspect's split)."""
 
-    scenario: Scenario
-    tasks: tuple[Task, ...]
-
-
-@dataclass(frozen=True)
-class Batch:
-    batch_id: int
-    items: tuple[Work, ...]
+    chunk_id: int
+    lo: int
+    hi: int
+    task: int = -1
 
     @property
-    def size(self) -> int:
-        return sum(len(w.tasks) for w in self.items)
+    def scenarios(self) -> int:
+        return self.hi - self.lo
 
 
 def task_id(scenario_id: str, method: str, budget: float | None = None) -> str:
@@ -48,6 +47,8 @@ def task_id(scenario_id: str, method: str, budget: float | None = None) -> str:
 
 def tasks_for(sc: Scenario, methods: Iterable[str]) -> list[Task]:
     """The tasks of one scenario; ``min_cost`` only where the scenario has a demand (SPEC §5.1)."""
+    from sweep.solve.methods import MethodParams, enumeration_budgets
+
     sid = sc.scenario_id
     out: list[Task] = []
     for m in methods:
@@ -61,38 +62,55 @@ def tasks_for(sc: Scenario, methods: Iterable[str]) -> list[Task]:
     return out
 
 
-def plan(
-    scenarios: Iterable[Scenario],
-    methods: Iterable[str],
-    done: set[str] | frozenset[str] = frozenset(),
-    scenarios_per_batch: int = 4,
-    split_tasks: bool = False,
-) -> Iterator[Batch]:
-    """Batches of unfinished tasks, lazily. ``split_tasks`` gives every task its own batch
-    (for sweeps with fewer scenarios than workers)."""
-    methods = tuple(methods)
-    bid = 0
-    pending: list[Work] = []
-    seen: set[str] = set()
-    for sc in scenarios:
-        if sc.scenario_id in seen:  # identical scenarios in a grid are one scenario
-            continue
-        seen.add(sc.scenario_id)
-        todo = tuple(t for t in tasks_for(sc, methods) if t.task_id not in done)
-        if not todo:
-            continue
-        if split_tasks:
-            for t in todo:
-                yield Batch(bid, (Work(sc, (t,)),))
-                bid += 1
-            continue
-        pending.append(Work(sc, todo))
-        if len(pending) >= scenarios_per_batch:
-            yield Batch(bid, tuple(pending))
-            bid += 1
-            pending = []
-    if pending:
-        yield Batch(bid, tuple(pending))
+def raw_at(job: Job, i: int) -> dict[str, Any]:
+    """Scenario ``i``'s dotted-key values, as ``job.raw_scenarios()`` yields it at index ``i`` (explicit
+    tables outermost, then the grid's axes, the last one varying fastest) — without generating the others."""
+    keys = list(job.grid)
+    n_grid = 1
+    for k in keys:
+        n_grid *= len(job.grid[k])
+    ex_i, rest = divmod(i, n_grid)
+    combo: dict[str, Any] = {}
+    for k in reversed(keys):
+        rest, j = divmod(rest, len(job.grid[k]))
+        combo[k] = job.grid[k][j]
+    ex = job.explicit[ex_i] if job.explicit else {}
+    return {**job.base, **ex, **{k: combo[k] for k in keys}}
 
 
-# --------------------------------------------------------------------------- running (in workers)
+def raw_range(job: Job, lo: int, hi: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, values) of scenarios ``lo`` … ``hi`` - 1, in order (one product walk, not one per index)."""
+    if lo >= hi:
+        return
+    keys = list(job.grid)
+    n_grid = 1
+    for k in keys:
+        n_grid *= len(job.grid[k])
+    i = lo
+    ex_i, start = divmod(lo, n_grid)
+    explicit = job.explicit or ({},)
+    while i < hi and ex_i < len(explicit):
+        ex = explicit[ex_i]
+        combos = itertools.islice(itertools.product(*(job.grid[k] for k in keys)), start, None)
+        for combo in combos:
+            if i >= hi:
+                return
+            yield i, {**job.base, **ex, **dict(zip(keys, combo, strict=True))}
+            i += 1
+        ex_i, start = ex_i + 1, 0
+
+
+def chunks(todo: Sequence[tuple[int, int]], per: int, tasks: Sequence[int] | None = None) -> Iterator[Chunk]:
+    """Chunks of at most ``per`` scenarios over the index ranges ``todo`` ((lo, hi) pairs); with ``tasks``
+    (each scenario's task count, by index) one chunk per task instead."""
+    cid = 0
+    for lo, hi in todo:
+        if tasks is not None:
+            for i in range(lo, hi):
+                for k in range(tasks[i]):
+                    yield Chunk(cid, i, i + 1, k)
+                    cid += 1
+            continue
+        for a in range(lo, hi, per):
+            yield Chunk(cid, a, min(hi, a + per))
+            cid += 1

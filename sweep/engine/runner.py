@@ -1,27 +1,39 @@
-"""The sweep driver: job → scenarios → tasks → backend → store, with progress, resume and a summary."""
+"""The sweep driver: job → chunks of scenario indices → workers (which solve and write) → compaction, with progress, resume and a summary."""
 
 from __future__ import annotations
 
 import signal
 import sys
 import threading
+import uuid
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sweep.engine.backends import Backend, make_backend
-from sweep.engine.plan import plan, tasks_for
+from sweep.engine.plan import Chunk, chunks, raw_range, tasks_for
 from sweep.engine.progress import Progress, fmt_duration
+from sweep.engine.worker import (
+    ChunkDone,
+    SurveyPart,
+    WorkContext,
+    bundle,
+    error_output,
+    run_chunk,
+    survey_chunk,
+)
 from sweep.errors import InputError, Problem
 from sweep.inputs.job import Job, load_job
-from sweep.inputs.scenario import Scenario
-from sweep.results.store import Store, StoreError, redact, scenarios_table
-from sweep.vocab import EXACT_METHODS, Status
+from sweep.inputs.scenario import build_scenario
+from sweep.results.store import Store, StoreError, redact
+from sweep.vocab import EXACT_METHODS, LOST
 
 
 @dataclass
@@ -75,13 +87,17 @@ def versions() -> dict[str, str]:
 
 @dataclass
 class Survey:
-    """What one pass over a job's scenarios learns before anything is written: every scenario is
-    validated (InputError otherwise), counted, and its scenarios.parquet row built."""
+    """What one pass over a job's scenarios learns before anything is written — in the workers, a chunk of
+    indices each: every scenario is validated (InputError otherwise), counted, and its scenarios.parquet row
+    built. The driver keeps only per-index task counts and the distinct ids."""
 
     scenarios: int
     tasks: int
     ids: set[str]
-    table: pa.Table
+    table: pa.Table  # scenarios.parquet
+    counts: array  # tasks of the scenario at each index (0 for an index that repeats an earlier scenario)
+    index_ids: pa.Array  # the scenario id at each index of ``counts`` (null for a repeated one)
+    skip: frozenset[int]  # indices whose scenario repeats an earlier index's
 
     def finished(self, done: set[str], methods: tuple[str, ...]) -> int:
         """How many of this job's tasks are among ``done`` (task ids are ``<scenario_id>/<method>[@budget]``;
@@ -92,32 +108,78 @@ class Survey:
             n += sid in self.ids and rest.partition("@")[0] in methods
         return n
 
+    def todo(self, done: set[str], methods: tuple[str, ...]) -> list[tuple[int, int]]:
+        """Index ranges (lo, hi) holding every scenario with an unfinished task."""
+        n = len(self.counts)
+        if not done:
+            return [(0, n)] if n else []
+        finished: dict[str, int] = {}
+        for t in done:
+            sid, _, rest = t.partition("/")
+            if sid in self.ids and rest.partition("@")[0] in methods:
+                finished[sid] = finished.get(sid, 0) + 1
+        ranges: list[tuple[int, int]] = []
+        for i, sid in enumerate(self.index_ids.to_pylist()):
+            if sid is None or finished.get(sid, 0) >= self.counts[i]:
+                continue
+            if ranges and ranges[-1][1] == i:
+                ranges[-1] = (ranges[-1][0], i + 1)
+            else:
+                ranges.append((i, i + 1))
+        return ranges
 
-def survey(job: Job) -> Survey:
-    seen: set[str] = set()
-    n_tasks = 0
 
-    def unique() -> Iterator[Scenario]:
-        nonlocal n_tasks
-        for sc in job.scenarios():
-            if sc.scenario_id not in seen:
-                seen.add(sc.scenario_id)
-                n_tasks += len(tasks_for(sc, job.methods))
-                yield sc
+def context(job: Job, **kw: object) -> WorkContext:
+    """The job as workers get it: its data files' contents travel with it (SPEC §9)."""
+    bjob, files, given, resolved = bundle(job)
+    return WorkContext(uuid.uuid4().hex, job.name, bjob, files, given, resolved, **kw)  # type: ignore[arg-type]
 
-    demand = False
 
-    def with_demand(scs: Iterator[Scenario]) -> Iterator[Scenario]:
-        nonlocal demand
-        for sc in scs:
-            demand = demand or bool(sc["workload.min_throughput"] or sc["workload.request_rate"])
-            yield sc
+def survey(job: Job, be: Backend, ctx: WorkContext) -> Survey:
+    """Every scenario of ``job`` validated and counted by the workers; InputError (listing each distinct
+    problem, as :meth:`Job.scenarios` words it) if any is bad."""
+    n = job.size
+    per = max(1, min(2000, -(-n // (be.workers * 4))))
 
-    table = scenarios_table(job.name, with_demand(unique()))
-    if "min_cost" in job.methods and not demand:  # SPEC §5.1: min_cost without a demand is bad input
+    def lost(c: Chunk, why: str) -> SurveyPart:
+        raise RuntimeError(f"reading scenarios {c.lo}-{c.hi - 1} of the job: worker lost: {why}")
+
+    parts: list[SurveyPart] = []
+    for part in be.run(survey_chunk, ctx, chunks([(0, n)], per), lambda c: [c], lost):
+        if part.problems:  # the driver words them as it always has (every distinct problem, once)
+            for _ in job.scenarios():
+                pass
+            raise InputError(list(part.problems))
+        parts.append(part)
+    parts.sort(key=lambda p: p.chunk.lo)
+    tables = [p.table for p in parts if p.table is not None and p.table.num_rows]
+    if not tables:
+        raise InputError([Problem(job.path, "no scenarios")])
+    full = pa.concat_tables(tables)
+    ids = full.column("scenario_id")
+    skip: set[int] = set()
+    if pc.count_distinct(ids).as_py() < full.num_rows:  # identical scenarios in a grid are one scenario
+        seen: set[str] = set()
+        keep = []
+        for i, sid in zip(full.column("index").to_pylist(), ids.to_pylist(), strict=True):
+            keep.append(sid not in seen)
+            if sid in seen:
+                skip.add(i)
+            seen.add(sid)
+        full = full.filter(pa.array(keep, pa.bool_()))
+    if "min_cost" in job.methods and not pc.any(full.column("demand")).as_py():  # SPEC §5.1: bad input
         raise InputError([Problem(f"{job.path}: sweep.methods", "min_cost needs a demand, and no scenario of this "
                                   "sweep sets workload.min_throughput or workload.request_rate")])
-    return Survey(len(seen), n_tasks, seen, table)
+    counts = array("q", bytes(8 * n))
+    index_ids: list[str | None] = [None] * n
+    for i, k, sid in zip(full.column("index").to_pylist(), full.column("tasks").to_pylist(),
+                         full.column("scenario_id").to_pylist(), strict=True):
+        counts[i] = k
+        index_ids[i] = sid
+    table = full.drop_columns(["index", "tasks", "demand"])
+    return Survey(full.num_rows, int(pc.sum(full.column("tasks")).as_py() or 0),
+                  set(full.column("scenario_id").to_pylist()), table, counts, pa.array(index_ids, pa.string()),
+                  frozenset(skip))
 
 
 def run_sweep(
@@ -139,13 +201,15 @@ def run_sweep(
     (an InputError) if the output location is busy, unwritable or full — also mid-run, after saving
     what it can; the dataset stays readable and resumable either way."""
     job = job if isinstance(job, Job) else load_job(job)
-    sv = survey(job)  # validates everything before any file is touched
+    next(job.scenarios(), None)  # the first scenario here: most bad input is one error before any worker starts
     out = out or default_out(job)
     be = backend if isinstance(backend, Backend) else make_backend(backend, workers, address)
     with _sigterm_as_interrupt():
         try:
-            return _run(job, be, sv, out, fresh=fresh, retry_errors=retry_errors, progress=progress,
-                        stream=stream or sys.stderr, rows_per_part=rows_per_part, flush_s=flush_s)
+            ctx = context(job, rows_per_part=rows_per_part, flush_s=flush_s)
+            sv = survey(job, be, ctx)  # validates everything before any file is touched
+            return _run(job, be, sv, ctx, out, fresh=fresh, retry_errors=retry_errors, progress=progress,
+                        stream=stream or sys.stderr)
         finally:
             be.close()  # also when the store could not be opened (busy, unwritable)
 
@@ -173,10 +237,10 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if old is None else old)
 
 
-def _run(job: Job, be: Backend, sv: Survey, out: str, *, fresh: bool, retry_errors: bool,
-         progress: bool, stream: TextIO, rows_per_part: int, flush_s: float) -> RunSummary:
+def _run(job: Job, be: Backend, sv: Survey, ctx: WorkContext, out: str, *, fresh: bool, retry_errors: bool,
+         progress: bool, stream: TextIO) -> RunSummary:
     n_sc, n_tasks = sv.scenarios, sv.tasks
-    with Store(out, job.name, fresh=fresh, rows_per_part=rows_per_part, flush_s=flush_s) as store:
+    with Store(out, job.name, fresh=fresh, rows_per_part=ctx.rows_per_part, flush_s=ctx.flush_s) as store:
         summary = RunSummary(job.name, out, n_sc, n_tasks, 0)
         manifest = {"spec": job.spec, "versions": versions(), "backend": be.describe(), "status": "running",
                     "scenarios": n_sc, "tasks": {"total": n_tasks}}
@@ -192,12 +256,26 @@ def _run(job: Job, be: Backend, sv: Survey, out: str, *, fresh: bool, retry_erro
                 print(f"sweep {job.name}: {n_sc} scenarios × {', '.join(job.methods)} = {n_tasks} tasks "
                       f"({skipped} already done) on {be.describe()} → {out}", file=stream, flush=True)
             prog = Progress(n_tasks, stream=stream, enabled=progress, initial=skipped)
-            split = n_sc < 2 * be.workers
-            per_batch = max(1, min(8, n_sc // (be.workers * 8)))
-            batches = plan(job.scenarios(), job.methods, done, scenarios_per_batch=per_batch, split_tasks=split)
-            for res in be.run(job.name, batches):
-                store.add(res.outputs)
-                prog.update(len(res.outputs), sum(o.solution["status"] == Status.ERROR for o in res.outputs))
+            run_ctx = replace(ctx, key=uuid.uuid4().hex, done=frozenset(done), skip=sv.skip,
+                              out=out if be.writes_to(out) else None)
+            todo = sv.todo(done, job.methods)
+            split = n_sc < 2 * be.workers  # fewer scenarios than workers: one task per chunk
+            per = max(1, min(1000, n_sc // (be.workers * 8)))  # ≥ 8 chunks a worker
+            work = chunks(todo, per, sv.counts if split else None)
+
+            def one_task_chunks(c: Chunk) -> list[Chunk]:
+                return list(chunks([(c.lo, c.hi)], 1, sv.counts))
+
+            def lost(c: Chunk, why: str) -> ChunkDone:
+                return _lost(job, run_ctx, c, LOST + why)
+
+            for res in be.run(run_chunk, run_ctx, work, one_task_chunks, lost):
+                if res.store_error:
+                    raise StoreError(list(res.store_error))
+                if res.tables:
+                    store.add_tables(res.tables)
+                store.count(res.errors, res.lost)
+                prog.update(res.tasks, res.errors)
             store.compact()
         except KeyboardInterrupt as e:
             summary.interrupted = True
@@ -207,14 +285,22 @@ def _run(job: Job, be: Backend, sv: Survey, out: str, *, fresh: bool, retry_erro
             raise
         finally:
             be.close()  # first: no worker outlives the run, whatever ended it
+            store.sweep_temp_files()  # a stopped worker's half-written part
             prog.close()
-            summary.tasks_run = prog.new
+            run_now = prog.new
+            if summary.interrupted:  # workers write their own parts: what is saved is what is on disk
+                try:
+                    store.flush()
+                    run_now = max(0, sv.finished(store.finished_task_ids(), job.methods) - summary.tasks_skipped)
+                except StoreError:
+                    pass
+            summary.tasks_run = run_now
             summary.failures = store.counts.errors
             summary.lost = store.counts.lost
             summary.elapsed_s = prog.elapsed_s
             manifest["status"] = "failed" if failed else "interrupted" if summary.interrupted else "complete"
-            manifest["tasks"] = {"total": n_tasks, "done": min(n_tasks, summary.tasks_skipped + prog.new),
-                                 "run_now": prog.new, "failed_now": store.counts.errors}
+            manifest["tasks"] = {"total": n_tasks, "done": min(n_tasks, summary.tasks_skipped + run_now),
+                                 "run_now": run_now, "failed_now": store.counts.errors}
             manifest["elapsed_s"] = round(prog.elapsed_s, 3)
             try:
                 store.flush()
@@ -225,6 +311,25 @@ def _run(job: Job, be: Backend, sv: Survey, out: str, *, fresh: bool, retry_erro
                 if not failed:  # else the first failure is the one to report
                     raise
     return summary
+
+
+def _lost(job: Job, ctx: WorkContext, c: Chunk, message: str) -> ChunkDone:
+    """``worker lost`` rows for a chunk's unfinished tasks (its worker kept dying): the driver expands the
+    chunk itself — a rare path — and a re-run retries them."""
+    import pyarrow as pa
+
+    from sweep.results.schema import SOLUTIONS
+
+    rows = []
+    for i, raw in raw_range(job, c.lo, c.hi):
+        if i in ctx.skip:
+            continue
+        tasks = tasks_for(build_scenario(raw, job.base_dir, f"{job.path}#{i}"), job.methods)
+        if c.task >= 0:
+            tasks = tasks[c.task:c.task + 1]
+        rows += [error_output(job.name, t, message).solution for t in tasks if t.task_id not in ctx.done]
+    return ChunkDone(c, len(rows), len(rows), {"solutions": pa.Table.from_pylist(rows, schema=SOLUTIONS)},
+                     lost=len(rows))
 
 
 def best_exact(store: Store) -> dict:

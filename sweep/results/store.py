@@ -6,7 +6,10 @@ Contract:
   store a part is one PUT, visible whole or not at all. A killed run's temporary files are removed by
   the next run; a failed write removes its own.
 - Rows are buffered and flushed as a new part every ``rows_per_part`` rows or ``flush_s`` seconds, so
-  memory stays flat and the dataset is readable while a sweep runs.
+  memory stays flat and the dataset is readable while a sweep runs. Workers write their own parts
+  (:class:`PartWriter`: same atomic parts, at the end of each chunk of work too) into the dataset the
+  driver's :class:`Store` holds open; the driver writes only what workers send back (where they cannot
+  reach the output location) and ``worker lost`` rows, then compacts.
 - A pareto task's frontier part is written before its solutions row, so a task that counts as
   finished always has its frontier.
 - ``compact()`` (end of a run) merges parts, drops duplicate task ids (a crash can leave a re-run's
@@ -100,6 +103,8 @@ class Store:
         self.rows_per_part = rows_per_part
         self.flush_s = flush_s
         self._buf: dict[str, list[dict]] = {t: [] for t in PARTS}
+        self._tables: dict[str, list[pa.Table]] = {t: [] for t in PARTS}
+        self._table_rows = 0
         self._last_flush = time.monotonic()
         self._lock_fd: int | None = None
         self.counts = Counts()
@@ -110,33 +115,13 @@ class Store:
         return "/".join([self.root, *parts])
 
     def _write_error(self, what: str, e: BaseException) -> StoreError:
-        return _fail(self.out, f"cannot write {what}: {_reason(e)} (results saved before this are kept, "
-                               "nothing half-written is left: fix this and run the same command again to resume)")
+        return _write_error(self.out, what, e)
 
     def _tmp_name(self, dest: str) -> str:
-        """A hidden temporary name next to ``dest`` (readers skip names starting with '.')."""
-        folder, name = dest.rsplit("/", 1)
-        return f"{folder}/.tmp-{uuid.uuid4().hex}-{name}"
+        return _tmp_name(dest)
 
     def _write_table(self, table: pa.Table, dest: str, what: str, fault_point: str = "") -> None:
-        if not self.local:
-            try:
-                pq.write_table(table, dest, filesystem=self.fs)
-            except OSError as e:
-                raise self._write_error(what, e) from None
-            return
-        tmp = self._tmp_name(dest)
-        try:
-            pq.write_table(table, tmp, filesystem=self.fs)
-            _fsync(tmp)
-            if fault_point:
-                faults.point(fault_point)
-            self.fs.move(tmp, dest)
-        except BaseException as e:
-            self._try_delete(tmp)
-            if isinstance(e, OSError):
-                raise self._write_error(what, e) from None
-            raise
+        write_table_atomic(self.fs, self.local, self.out, table, dest, what, fault_point)
 
     def _write_bytes(self, data: bytes, dest: str, what: str) -> None:
         tmp = self._tmp_name(dest) if self.local else dest
@@ -181,7 +166,7 @@ class Store:
                       and i.base_name.endswith(".parquet"))
 
     def _new_part_name(self, table: str) -> str:
-        return self.path(table, f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet")
+        return new_part_name(self.root, table)
 
     # ------------------------------------------------------------------ open / close
 
@@ -211,6 +196,14 @@ class Store:
         except BaseException:
             self.close()
             raise
+
+    def sweep_temp_files(self) -> None:
+        """Remove temporary files of writers that are gone (a run killed mid-write; workers stopped while
+        writing a part): garbage once no worker of this run is left (we hold the lock)."""
+        try:
+            self._sweep_temp_files()
+        except OSError:
+            pass
 
     def _sweep_temp_files(self) -> None:
         """Temporary files of a run that was killed mid-write are garbage: remove them (we hold the lock)."""
@@ -306,6 +299,21 @@ class Store:
                 pass  # an unreadable or older-schema file is replaced
         self._write_table(new, dest, "scenarios.parquet")
 
+    def count(self, errors: int, lost: int = 0) -> None:
+        """Tasks whose rows a worker wrote itself (:class:`PartWriter`): counted, not buffered here."""
+        self.counts.errors += errors
+        self.counts.lost += lost
+
+    def add_tables(self, tables: dict[str, pa.Table]) -> None:
+        """Finished rows a worker sent back as Arrow tables (it could not reach the output location)."""
+        for t in PARTS:
+            table = tables.get(t)
+            if table is not None and table.num_rows:
+                self._tables[t].append(table)
+                self._table_rows += table.num_rows if t == "solutions" else 0
+        if self._table_rows >= self.rows_per_part or time.monotonic() - self._last_flush >= self.flush_s:
+            self.flush()
+
     def add(self, outputs: Iterable[TaskOutput]) -> None:
         for o in outputs:
             self._buf["solutions"].append(o.solution)
@@ -319,11 +327,15 @@ class Store:
     def flush(self) -> None:
         """Write buffered rows as new parts (frontier first: see the module docstring)."""
         for t in ("frontier", "solutions"):
-            rows = self._buf[t]
-            if rows:
-                table = pa.Table.from_pylist(rows, schema=_TABLE_SCHEMA[t])
+            tables = self._tables[t]
+            if self._buf[t]:
+                tables.append(pa.Table.from_pylist(self._buf[t], schema=_TABLE_SCHEMA[t]))
+            if tables:
+                table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
                 self._write_table(table, self._new_part_name(t), f"results ({t} part)", "part")
                 self._buf[t] = []
+                self._tables[t] = []
+        self._table_rows = 0
         self._last_flush = time.monotonic()
 
     def write_manifest(self, info: dict) -> None:
@@ -422,6 +434,89 @@ class Store:
         faults.point(f"compact-{table}")
         for f in files:  # only after every new part is in place
             self._try_delete(f)
+
+
+def _write_error(out: str, what: str, e: BaseException) -> StoreError:
+    return _fail(out, f"cannot write {what}: {_reason(e)} (results saved before this are kept, "
+                      "nothing half-written is left: fix this and run the same command again to resume)")
+
+
+def _tmp_name(dest: str) -> str:
+    """A hidden temporary name next to ``dest`` (readers skip names starting with '.')."""
+    folder, name = dest.rsplit("/", 1)
+    return f"{folder}/.tmp-{uuid.uuid4().hex}-{name}"
+
+
+def new_part_name(root: str, table: str) -> str:
+    """A new part's path: names sort by creation time (newest last), and never collide across writers."""
+    return f"{root}/{table}/part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def write_table_atomic(fs: pafs.FileSystem, local: bool, out: str, table: pa.Table, dest: str, what: str,
+                       fault_point: str = "") -> None:
+    """``table`` at ``dest``, all or nothing: locally under a hidden temporary name, fsynced, renamed; on an
+    object store one PUT. An OSError is a :class:`StoreError` (``out`` names the location in it)."""
+    if not local:
+        try:
+            pq.write_table(table, dest, filesystem=fs)
+        except OSError as e:
+            raise _write_error(out, what, e) from None
+        return
+    tmp = _tmp_name(dest)
+    try:
+        pq.write_table(table, tmp, filesystem=fs)
+        _fsync(tmp)
+        if fault_point:
+            faults.point(fault_point)
+        fs.move(tmp, dest)
+    except BaseException as e:
+        try:
+            fs.delete_file(tmp)
+        except (OSError, FileNotFoundError):
+            pass
+        if isinstance(e, OSError):
+            raise _write_error(out, what, e) from None
+        raise
+
+
+class PartWriter:
+    """A worker's own writer of result parts into a dataset the driver holds open (SPEC §9: results need
+    not funnel through the driver). Same atomic parts as :class:`Store` (frontier before solutions, so a
+    task that counts as finished always has its frontier); no lock, no compaction: the driver's."""
+
+    def __init__(self, out: str | None, rows_per_part: int = 5000, flush_s: float = 5.0):
+        """``out`` None: rows are only buffered, for :meth:`tables` (a worker that cannot reach the output)."""
+        self.out = redact(out) if out else ""
+        if out:
+            self.fs, self.root, self.local = open_fs(out)
+        self.writes = bool(out)
+        self.rows_per_part = rows_per_part
+        self.flush_s = flush_s
+        self._buf: dict[str, list[dict]] = {t: [] for t in PARTS}
+        self._last_flush = time.monotonic()
+
+    def add(self, o: TaskOutput) -> None:
+        self._buf["solutions"].append(o.solution)
+        self._buf["frontier"].extend(o.frontier)
+        if self.writes and (len(self._buf["solutions"]) >= self.rows_per_part
+                            or time.monotonic() - self._last_flush >= self.flush_s):
+            self.flush()
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The buffered rows as tables, and the buffer emptied (for a worker that sends them back)."""
+        out = {t: pa.Table.from_pylist(rows, schema=_TABLE_SCHEMA[t]) for t, rows in self._buf.items() if rows}
+        self._buf = {t: [] for t in PARTS}
+        return out
+
+    def flush(self) -> None:
+        for t in ("frontier", "solutions"):
+            rows = self._buf[t]
+            if rows:
+                table = pa.Table.from_pylist(rows, schema=_TABLE_SCHEMA[t])
+                write_table_atomic(self.fs, self.local, self.out, table, new_part_name(self.root, t),
+                                   f"results ({t} part)", "part")
+                self._buf[t] = []
+        self._last_flush = time.monotonic()
 
 
 def scenarios_table(sweep: str, scenarios: Iterable[Scenario]) -> pa.Table:
