@@ -30,14 +30,21 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(r))
         return 0
     kept = [r for r in rows if r["kept"]]
-    kept.sort(key=lambda r: r["cost_per_token"])
+    kept.sort(key=lambda r: (r["cost_per_token"] is None, r["cost_per_token"] or 0.0))
     print(f"{sc.model.model}: {len(tab.kept)} kept, {len(tab.dropped)} dropped; kept, cheapest $/token first")
+    if sc.mix:
+        print("request mix: tok/s is one replica on the whole mix ('-': it cannot serve every bucket), then on "
+              "each bucket alone: " + "; ".join(b.describe() for b in sc.mix))
     mixed = any("stages" in r for r in kept)  # mixed-GPU pipelines: one more column, layers per stage
+    buckets = [f"{b.prompt_tokens}/{b.output_tokens}" for b in sc.mix]
     print(table(
-        ["offering", "gpu", "tp", "pp", "gpus", "tok/s", "batch", "tpot_ms", "$/h", "$/token", "error band"]
+        ["offering", "gpu", "tp", "pp", "gpus", "tok/s", *buckets, "batch", "tpot_ms", "$/h", "$/token", "error band"]
         + (["stages"] if mixed else []),
-        [[r["offering"], r["gpu"], r["tp"], r["pp"], r["gpus"], fmt_tok_s(r["throughput_tok_s"]),
-          "?" if r["batch"] is None else r["batch"], "?" if r["tpot_ms"] is None else f"{r['tpot_ms']:.1f}", fmt_money(r["cost_per_hour"]), fmt_cpt(r["cost_per_token"])]
+        [[r["offering"], r["gpu"], r["tp"], r["pp"], r["gpus"],
+          fmt_tok_s(r["throughput_tok_s"]) if r["throughput_tok_s"] else "-",
+          *(fmt_tok_s(v) if v else "-" for v in r.get("bucket_tok_s", ())),
+          "?" if r["batch"] is None else r["batch"], "?" if r["tpot_ms"] is None else f"{r['tpot_ms']:.1f}",
+          fmt_money(r["cost_per_hour"]), fmt_cpt(r["cost_per_token"]) if r["cost_per_token"] else "-"]
          + [_band_text(r["error_band_pct"], sc["perf.source"])] + ([_stages_text(r)] if mixed else []) for r in kept],
     ))
     dropped = [r for r in rows if not r["kept"]]

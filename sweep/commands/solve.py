@@ -7,6 +7,7 @@ import json
 import sys
 
 from sweep.errors import InputError, Problem
+from sweep.fleet.candidates import unserved_buckets
 from sweep.inputs.load import load_scenario
 from sweep.report import fmt_cpt, fmt_money, fmt_tok_s, table
 from sweep.solve.methods import ALL_METHODS, EXACT_METHODS, gap_pct
@@ -57,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
     sc = load_scenario(args.scenario, overrides)
     methods = parse_methods(args.method, has_demand=bool(sc["workload.min_throughput"] or sc["workload.request_rate"]))
     prep = prepare(sc)
+    if unserved := unserved_buckets(sc, prep.table):  # SPEC §5.2: every bucket needs a server
+        raise InputError([Problem(f"{sc.origin}: workload.{'trace' if sc['workload.trace'] else 'mix'}"
+                                  if sc.origin else "workload.mix",
+                                  f"no candidate can serve the bucket {b.describe()} "
+                                  "(see `sweep candidates` for why each layout is dropped)") for b in unserved])
     from sweep.inputs.freshness import stale_prices_warning
 
     if stale := stale_prices_warning(sc.offerings.values()):
@@ -99,9 +105,11 @@ def describe(prep: Prepared) -> str:
         extra.append(f"budget ${p['limits.budget']:g}/h")
     if p["limits.max_gpus"]:
         extra.append(f"≤ {p['limits.max_gpus']} GPUs")
+    lengths = (f"a request mix of {len(sc.mix)} buckets ({float(sc.mean_output_tokens):,.1f} output tokens "
+               f"per request: {'; '.join(b.describe() for b in sc.mix)})" if sc.mix else
+               f"{p['workload.prompt_tokens']} prompt + {p['workload.output_tokens']} output tokens")
     return (f"scenario {sc.origin or '-'} (id {prep.scenario_id}): {sc.model.model} {p['perf.dtype']}, "
-            f"{p['workload.prompt_tokens']} prompt + {p['workload.output_tokens']} output tokens, "
-            f"{p['catalog.price'].replace('_', '-')} prices" + (", " + ", ".join(extra) if extra else "")
+            f"{lengths}, {p['catalog.price'].replace('_', '-')} prices" + (", " + ", ".join(extra) if extra else "")
             + f"\ncandidates: {len(prep.table.kept)} kept, {len(prep.table.dropped)} dropped "
               f"(see `sweep candidates`), {len(prep.instance.slots)} offerings in play"
             + ("\nmixed-GPU pipelines built: no single-offering layout holds the model (perf.mixed = \"auto\")"
@@ -110,13 +118,26 @@ def describe(prep: Prepared) -> str:
 
 def deployment(prep: Prepared, fleet: Fleet) -> str:
     alloc = allocation(prep.instance, fleet)  # one entry per fleet.replicas item, in that order
+    mix = prep.scenario.mix
     rows = []
     for a, (c, n) in zip(alloc, fleet.replicas, strict=True):
         cand = prep.instance.candidates[c]
         name = a["offering"] if "stages" not in a else " + ".join(
             f"{s['offering']}[{s['first_layer']}-{s['last_layer']}]" for s in a["stages"])
-        rows.append([name, a["gpu"], a["tp"], a["pp"], a["replicas"], a["nodes"], fmt_tok_s(cand.throughput_tok_s * n)])
-    lines = [table(["offering", "gpu", "tp", "pp", "replicas", "nodes", "tok/s"], rows)]
+        if mix:  # what the routing sends it: Σ_b y_b·o_b tokens/s, and each bucket's requests/s
+            routed = a["routed_rps"]
+            tok_s = sum(y * b.output_tokens for y, b in zip(routed, mix, strict=True))
+            rows.append([name, a["gpu"], a["tp"], a["pp"], a["replicas"], a["nodes"], fmt_tok_s(tok_s),
+                         *(f"{y:,.3f}" if y else "-" for y in routed)])
+        else:
+            rows.append([name, a["gpu"], a["tp"], a["pp"], a["replicas"], a["nodes"],
+                         fmt_tok_s(cand.throughput_tok_s * n)])
+    heads = ["offering", "gpu", "tp", "pp", "replicas", "nodes", "tok/s"]
+    heads += [f"req/s {b.prompt_tokens}/{b.output_tokens}" for b in mix]
+    lines = [table(heads, rows)]
+    if mix:
+        lines.append("routing: requests/s of each bucket (prompt/output tokens) sent to each layout; every bucket "
+                     "gets its share of the total")
     cpt = fleet.cost_per_token or 0.0
     per_request = tokens_per_request(prep.scenario)
     rate = f" = {fleet.throughput_tok_s / per_request:,.3f} requests/s" if per_request else ""
@@ -126,7 +147,9 @@ def deployment(prep: Prepared, fleet: Fleet) -> str:
 
 
 def _kind(method: str) -> str:
-    return "exact" if method in EXACT_METHODS else "budget" if method == "max_throughput" else "baseline"
+    if method in EXACT_METHODS:
+        return "exact"
+    return {"max_throughput": "budget", "min_cost": "demand"}.get(method, "baseline")
 
 
 def _note(r: MethodResult) -> str:

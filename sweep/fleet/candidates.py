@@ -208,9 +208,12 @@ def candidate_rows(sc: Scenario, table: CandidateTable) -> list[dict]:
             "throughput_tok_s": c.throughput_tok_s if c.kept else None,
             "batch": c.batch if c.kept else None, "tpot_ms": c.tpot_ms if c.kept else None,
             "cost_per_hour": cost,
-            "cost_per_token": (cost / (3600 * c.throughput_tok_s)) if c.kept and cost is not None else None,
+            "cost_per_token": (cost / (3600 * c.throughput_tok_s))
+            if c.kept and cost is not None and c.throughput_tok_s > 0 else None,
             "kept": c.kept, "reason": c.reason,
         }
+        if sc.mix:  # per bucket (SPEC §5.2); throughput_tok_s is then the whole mix's (0: a bucket it cannot serve)
+            row["bucket_tok_s"] = list(c.rates_tok_s) if c.rates_tok_s else [0.0] * len(sc.mix)
         if c.stages:
             row["stages"] = [s.__dict__ for s in c.stages]
         rows.append(row)

@@ -42,7 +42,9 @@ SOLUTIONS = pa.schema([
     ("mip_gap", pa.float64()),
     ("path", pa.string()),  # JSON: iterations / budgets the method took
     ("request_rate", pa.float64()),  # requests/s (throughput / output tokens) when the scenario has a request
-    # rate or a TTFT limit, else null; older datasets without the column read it as nulls
+    # rate, a TTFT limit or a request mix, else null; older datasets without the column read it as nulls
+    ("routing", pa.list_(pa.list_(pa.float64()))),  # with a request mix (SPEC §5.2): per allocation entry,
+    # requests/s of each bucket routed to it (buckets in the order of the scenario's mix), else null
 ])
 
 FRONTIER = pa.schema([

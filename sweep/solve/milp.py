@@ -22,7 +22,7 @@ from functools import cached_property
 
 import pulp
 
-from sweep.fleet.candidates import Candidate, CandidateTable
+from sweep.fleet.candidates import Candidate, CandidateTable, unserved_buckets
 from sweep.inputs.catalog import COST_UNITS_PER_DOLLAR
 from sweep.inputs.scenario import Scenario
 from sweep.solve.routing import max_rate
@@ -217,6 +217,8 @@ class Outcome:
 
 def instance_of(sc: Scenario, table: CandidateTable) -> Instance:
     """The MILP data of a scenario: only offerings some kept candidate uses."""
+    if unserved_buckets(sc, table):  # a mix whose bucket no layout serves: no fleet serves the mix
+        table = replace(table, kept=())
     used = sorted({o for c in table.kept for o, _ in c.uses})
     slots = tuple(
         Slot(o, sc.offerings[o].gpu, sc.offerings[o].gpus_per_node, sc.price_units(o), sc.offerings[o].max_nodes)

@@ -81,10 +81,13 @@ def allocation(inst: Instance, fleet: Fleet | None) -> list[dict]:
         for c, v in floors.items():
             share[c] += v
     out = []
-    for c, n in fleet.replicas:
+    routing = fleet.routing or [None] * len(fleet.replicas)
+    for (c, n), routed in zip(fleet.replicas, routing, strict=True):
         cand = inst.candidates[c]
         entry = {"offering": cand.offering, "gpu": cand.gpu, "tp": cand.tp, "pp": cand.pp,
                  "replicas": n, "nodes": share[c]}
+        if routed is not None:  # SPEC §5.2: requests/s of each bucket sent to these replicas
+            entry["routed_rps"] = list(routed)
         if cand.stages:
             entry["stages"] = [
                 {"offering": s.offering, "gpu": s.gpu, "tp": s.tp, "first_layer": s.first_layer,
@@ -95,23 +98,31 @@ def allocation(inst: Instance, fleet: Fleet | None) -> list[dict]:
     return out
 
 
-def fleet_fields(inst: Instance | None, fleet: Fleet | None, per_request: int = 0) -> dict:
+def fleet_fields(inst: Instance | None, fleet: Fleet | None, per_request: float = 0) -> dict:
     """A fleet's result columns: cost_per_hour ($/h), throughput_tok_s, cost_per_token ($), gpus and
     allocation — None (and no allocation) when there is no fleet; with ``per_request`` (output tokens per
-    request, see :func:`tokens_per_request`) also request_rate (requests/s)."""
+    request, see :func:`tokens_per_request`) also request_rate (requests/s); with a request mix also
+    ``routing`` (per allocation entry, requests/s of each bucket; SPEC §5.2)."""
+    routed = inst is not None and inst.routed
     if fleet is None or inst is None:
         out = {"cost_per_hour": None, "throughput_tok_s": None, "cost_per_token": None, "gpus": None,
                "allocation": []}
+        out = {**out, "routing": None} if routed else out
         return {**out, "request_rate": None} if per_request else out
     out = {**point_dict(fleet), "gpus": fleet.gpus, "allocation": allocation(inst, fleet)}
-    return {**out, "request_rate": fleet.throughput_tok_s / per_request} if per_request else out
+    if routed:
+        out["routing"] = [list(r) for r in fleet.routing]
+    if per_request:  # exact: Λ = T / ō
+        out["request_rate"] = float(fleet.throughput_exact / (inst.per_request or Fraction(per_request)))
+    return out
 
 
-def tokens_per_request(sc: Scenario) -> int:
-    """Output tokens per request when the scenario plans for requests (a request rate or a TTFT limit,
-    SPEC §5.2): results then carry ``request_rate`` = throughput / this; else 0 (no such field)."""
-    if sc["workload.request_rate"] or sc["workload.ttft_slo_ms"]:
-        return sc["workload.output_tokens"]
+def tokens_per_request(sc: Scenario) -> float:
+    """Output tokens per request when the scenario plans for requests (a request rate, a TTFT limit or a
+    request mix, SPEC §5.2): results then carry ``request_rate`` = throughput / this; else 0 (no such field).
+    With a mix this is ō = Σ s_b·o_b."""
+    if sc.mix or sc["workload.request_rate"] or sc["workload.ttft_slo_ms"]:
+        return float(sc.mean_output_tokens) if sc.mix else sc["workload.output_tokens"]
     return 0
 
 
@@ -120,7 +131,7 @@ def point_dict(fleet: Fleet) -> dict:
             "cost_per_token": fleet.cost_per_token}
 
 
-def to_row(inst: Instance, r: MethodResult, scenario_id: str = "", per_request: int = 0) -> dict:
+def to_row(inst: Instance, r: MethodResult, scenario_id: str = "", per_request: float = 0) -> dict:
     """The SPEC §7 ``--json`` object of a method result (``per_request``: see :func:`fleet_fields`)."""
     row: dict = {
         "scenario_id": scenario_id,
