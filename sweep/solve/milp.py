@@ -375,7 +375,7 @@ class Built:
     tolerance: float = 1e-9  # the solver's primal and integer feasibility tolerance (see tolerance_of)
 
 
-def _node_bound(slot: Slot, budget: int | None) -> int:
+def node_bound(slot: Slot, budget: int | None) -> int:
     return min(slot.max_nodes, budget // slot.price_units) if budget is not None and slot.price_units else slot.max_nodes
 
 
@@ -395,7 +395,7 @@ def build(inst: Instance, *, budget_units: int | None = None, nonempty: bool = F
     prob = pulp.LpProblem("fleet", sense)
     budget = effective_budget(inst, budget_units)
     t_scale, c_scale = scales(inst)
-    n = [prob.add_variable(f"n{i}", 0, _node_bound(s, budget), cat="Integer") for i, s in enumerate(inst.slots)]
+    n = [prob.add_variable(f"n{i}", 0, node_bound(s, budget), cat="Integer") for i, s in enumerate(inst.slots)]
     x = [prob.add_variable(f"x{c}", 0, inst.replica_bound(c), cat="Integer") for c in range(len(inst.candidates))]
     T = routed_throughput(prob, inst, dict(enumerate(x)), t_scale) if inst.routed else pulp.lpSum(
         (c.throughput_tok_s / t_scale) * x[i] for i, c in enumerate(inst.candidates))
@@ -529,7 +529,7 @@ class BudgetSolver:
         m.prob.constraints["budget"].constant = -(cap + 0.5) / m.c_scale
         m.prob.constraints["demand"].constant = -max(t_min, self.inst.demand_tok_s) / m.t_scale
         for var, slot in zip(m.n, self.inst.slots, strict=True):
-            var.upBound = _node_bound(slot, cap)
+            var.upBound = node_bound(slot, cap)
 
     def _stage1(self, m: Built, cap: int) -> Outcome:
         self._set(m, cap, 0.0)

@@ -5,6 +5,8 @@ to the higher throughput."""
 
 from __future__ import annotations
 
+from sweep.solve.decomposed import decomposes
+from sweep.solve.decomposed import frontier as decomposed_frontier
 from sweep.solve.methods.common import MethodParams, Tally, dollars
 from sweep.solve.milp import (
     NO_CANDIDATE,
@@ -116,14 +118,31 @@ def dinkelbach(inst: Instance, _: MethodParams | None = None) -> MethodResult:
 
 
 def pareto(inst: Instance, _: MethodParams | None = None) -> MethodResult:
-    """The complete cost–throughput frontier by ε-constraint: budget solve, then budget ← C − 1e-4 $/h.
+    """The complete cost–throughput frontier; its min-$/token point is the exact optimum.
+
+    When offerings are independent (:func:`sweep.solve.decomposed.decomposes`) the frontier is merged
+    exactly offering by offering, without a MILP; otherwise by ε-constraint (:func:`pareto_walk`)."""
+    tally = Tally(inst.solver)
+    if decomposes(inst):
+        frontier = decomposed_frontier(inst, inst.budget_units or None)
+        path: tuple[dict, ...] = ({"algorithm": "per-offering knapsack and Pareto merge (offerings are "
+                                                "independent)", "offerings": len(inst.slots)},)
+    else:
+        frontier, path = pareto_walk(inst, tally), ()
+    best = None
+    for f in frontier:
+        if better(f, best):
+            best = f
+    return tally.result("pareto", inst, best, frontier=tuple(frontier), path=path,
+                        budget=dollars(inst.budget_units or None))
+
+
+def pareto_walk(inst: Instance, tally: Tally) -> list[Fleet]:
+    """The frontier by ε-constraint: budget solve, then budget ← C − 1e-4 $/h, descending cost.
 
     Each budget solve is lexicographic (max T, then min C), so every point is non-dominated; the
     loop ends when no non-empty fleet fits. The frontier must fall in both cost and throughput: a point
-    that does not is a numerical failure (``error``), never part of the answer. The min-$/token
-    frontier point is the exact optimum.
-    """
-    tally = Tally(inst.solver)
+    that does not is a numerical failure (``error``), never part of the answer."""
     solver = BudgetSolver(inst)
     frontier: list[Fleet] = []
     budget: int | None = inst.budget_units or None
@@ -138,12 +157,7 @@ def pareto(inst: Instance, _: MethodParams | None = None) -> MethodResult:
         if out.status != OPTIMAL:
             break  # a point the solver did not prove cannot anchor the next step
         budget = out.fleet.cost_units - 1
-    best = None
-    for f in frontier:
-        if better(f, best):
-            best = f
-    return tally.result("pareto", inst, best, frontier=tuple(frontier),
-                        budget=dollars(inst.budget_units or None))
+    return frontier
 
 
 def min_cost(inst: Instance, _: MethodParams | None = None) -> MethodResult:
