@@ -10,6 +10,7 @@ from sweep.errors import InputError, Problem
 from sweep.fleet.candidates import unserved_buckets
 from sweep.inputs.load import load_scenario
 from sweep.report import fmt_cpt, fmt_money, fmt_tok_s, table
+from sweep.solve.decomposed import decomposes
 from sweep.solve.methods import ALL_METHODS, EXACT_METHODS, gap_pct
 from sweep.solve.milp import NO_CANDIDATE, NO_FLEET, OPTIMAL, Fleet
 from sweep.solve.prepare import Prepared, prepare, solve_scenario
@@ -67,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
     if stale := stale_prices_warning(sc.offerings.values()):
         print(stale, file=sys.stderr)  # once per solve, once the input is known good
-    if "pareto" in methods and not sc["limits.budget"] and len(prep.instance.slots) > 10:
+    if "pareto" in methods and not sc["limits.budget"] and len(prep.instance.slots) > 10 \
+            and not decomposes(prep.instance):  # else the frontier is merged per offering, in seconds
         print(f"note: pareto without a budget walks the whole frontier of {len(prep.instance.slots)} offerings, "
               "one MILP per point (minutes on a large catalog); --budget B bounds it", file=sys.stderr)
     results = solve_scenario(prep, methods)
