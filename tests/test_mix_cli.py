@@ -190,3 +190,18 @@ def test_input_error_names_every_problem_at_once(small_scenario) -> None:
         load_scenario(small_scenario({"workload.mix": [{"prompt_tokens": 0, "output_tokens": 1, "share": 1},
                                                        {"prompt_tokens": 1, "output_tokens": 1, "share": "x"}]}))
     assert len(e.value.problems) == 2
+
+
+def test_the_shipped_traffic_job_loads_and_its_first_scenario_solves() -> None:
+    from sweep.inputs.job import load_job
+    from sweep.solve.methods import run_method
+
+    job = load_job(Path(__file__).resolve().parents[1] / "jobs" / "traffic.toml")
+    scenarios = list(job.scenarios())
+    assert len(scenarios) == 60 and job.methods == ("min_cost",)
+    sc = scenarios[0]
+    assert len(sc.mix) == MAX_BUCKETS and sc["workload.request_rate"] > 0
+    prep = prepare(sc)
+    r = run_method("min_cost", prep.instance, prep.params)
+    assert r.status == "optimal" and r.fleet is not None
+    assert r.fleet.throughput_exact >= Fraction(sc["workload.request_rate"]) * sc.mean_output_tokens
