@@ -34,6 +34,7 @@ from sweep.solve.methods import (
     weighted,
 )
 from sweep.solve.methods.charnes_cooper import charnes_cooper
+from sweep.solve.decomposed import decomposes
 from sweep.solve.milp import Fleet, Instance, Slot, violations
 from sweep.solve.result import budget_units
 
@@ -77,7 +78,7 @@ def test_exact_methods_equal_brute_force(solver: str, i: int) -> None:
         assert point(r.fleet) == want, (name, point(r.fleet), want)
         assert r.fleet.cost_per_token == pytest.approx(cpt(want), rel=1e-9, abs=0)
         assert not violations(inst, r.fleet)
-        assert r.solves >= 1
+        assert r.solves >= 1 or (name == "pareto" and decomposes(inst))  # the merge needs no MILP
     # pareto: the whole frontier, not just its best point
     assert [(f.cost_units, f.throughput_exact) for f in results["pareto"].frontier] == frontier(inst)
     # the cheapest fleet for the demand, and the budget solve at the instance's budget
