@@ -20,6 +20,7 @@ import pytest
 from brute import best_at_budget, fleets, frontier, min_cost, min_ratio, random_instance
 
 from sweep.fleet.candidates import Candidate
+from sweep.solve.decomposed import decomposes
 from sweep.solve.methods import (
     ALL_METHODS,
     METHODS,
@@ -34,7 +35,6 @@ from sweep.solve.methods import (
     weighted,
 )
 from sweep.solve.methods.charnes_cooper import charnes_cooper
-from sweep.solve.decomposed import decomposes
 from sweep.solve.milp import Fleet, Instance, Slot, violations
 from sweep.solve.result import budget_units
 
