@@ -19,7 +19,12 @@ small wrapper that calls ``sweep.cli.main`` and then reads ``getrusage(RUSAGE_SE
 - ``busy workers at 10 ms`` = capacity × 0.010 s: the largest cluster one driver keeps busy when each
   task takes 10 ms;
 - ``wall``, ``tasks/s`` (of ``sweep.cli.main``), ``peak RSS`` (``ru_maxrss`` of the driver);
-- ``task ms``: the mean of the dataset's ``seconds`` column (each task's method time in its worker), for scale.
+- ``task ms``: the mean of the dataset's ``seconds`` column (each task's method time in its worker), for scale;
+- ``rows = serial`` (``--check-rows``): the dataset's rows equal the serial backend's on the same job.
+
+The driver hands out chunks of scenario indices; workers expand the scenarios, solve and write their own
+Parquet parts (``sweep.engine.worker``), so the driver's CPU is start-up, a few milliseconds a chunk, and
+compaction at the end.
 
 With ``--backends processes,ray`` the same sizes run again on a local multi-node Ray cluster (``tests/raycluster.py``: a head and
 ``--ray-nodes`` − 1 worker nodes on 127.0.0.1, ``--ray-cpus`` logical CPUs each — more than the machine's cores),
@@ -108,8 +113,27 @@ profile = "profile.csv"
     return path
 
 
-def measure(n: int, workers: int, cluster=None) -> dict:
-    """One ``sweep run`` of ``n`` tasks: on processes ×``workers``, or on the Ray ``cluster`` (all its CPUs)."""
+def same_rows(a: Path, b: Path) -> bool:
+    """Whether two datasets hold the same solutions and frontier rows (the ``seconds`` timing column aside)."""
+    import pyarrow.dataset as ds
+
+    for name, key in (("solutions", "task_id"), ("frontier", "rank")):
+        got = []
+        for d in (a, b):
+            if not (d / name).exists():
+                got.append([])
+                continue
+            t = ds.dataset(str(d / name), format="parquet").to_table().to_pylist()
+            got.append(sorted(({k: v for k, v in r.items() if k != "seconds"} for r in t),
+                              key=lambda r, key=key: (r["scenario_id"], str(r[key]))))
+        if got[0] != got[1]:
+            return False
+    return True
+
+
+def measure(n: int, workers: int, cluster=None, check_rows: bool = False) -> dict:
+    """One ``sweep run`` of ``n`` tasks: on processes ×``workers``, or on the Ray ``cluster`` (all its CPUs);
+    with ``check_rows`` the same job again on the serial backend (not measured), its rows compared."""
     with tempfile.TemporaryDirectory(prefix="sweep-bench-scale-") as tmp:
         job = write_job(Path(tmp), n)
         where = (["--backend", "ray", "--address", cluster.address] if cluster else
@@ -130,6 +154,14 @@ def measure(n: int, workers: int, cluster=None) -> dict:
 
         t = ds.dataset(str(Path(tmp) / "out" / "solutions"), format="parquet").to_table(columns=["seconds"])
         rows, task_s = t.num_rows, sum(x for x in t.column("seconds").to_pylist() if x is not None)
+        equal = None
+        if check_rows:
+            serial = subprocess.run([sys.executable, "-m", "sweep.cli", "run", str(job), "--backend", "serial", "-q",
+                                     "--out", str(Path(tmp) / "serial")], cwd=REPO, capture_output=True, text=True,
+                                    check=False)
+            if serial.returncode != 0:
+                raise SystemExit(f"serial run for {n} tasks exited {serial.returncode}:\n{serial.stderr[-2000:]}")
+            equal = same_rows(Path(tmp) / "out", Path(tmp) / "serial")
     cpu_ms = 1000 * r["cpu_s"] / n
     return {"backend": "processes" if cluster is None else "ray", "tasks": n, "rows": rows, "workers": workers, "wall_s": r["wall_s"], "process_wall_s": process_wall,
             "tasks_per_s": n / r["wall_s"], "driver_cpu_s": r["cpu_s"], "driver_user_s": r["user_s"],
@@ -139,10 +171,11 @@ def measure(n: int, workers: int, cluster=None) -> dict:
             "capacity_tasks_per_s": 1000 / cpu_ms, "busy_workers_at_10ms": 1000 / cpu_ms * TASK_S,
             "peak_rss_mb": r["maxrss_kb"] / 1024, "task_ms_mean": 1000 * task_s / max(rows, 1),
             "load_before": load_before, "load_after": load_average(),
-            "target_ms_per_task": TARGET_MS_PER_TASK, "met": cpu_ms <= TARGET_MS_PER_TASK}
+            "target_ms_per_task": TARGET_MS_PER_TASK, "met": cpu_ms <= TARGET_MS_PER_TASK,
+            "rows_equal_serial": equal}
 
 
-def series(sizes: list[int], workers: int, max_minutes: float, cluster=None) -> list[dict]:
+def series(sizes: list[int], workers: int, max_minutes: float, cluster=None, check_rows: bool = False) -> list[dict]:
     """Every size in turn (one backend); a size projected beyond ``max_minutes`` becomes a ``skipped`` row."""
     rows: list[dict] = []
     backend = "processes" if cluster is None else "ray"
@@ -156,7 +189,7 @@ def series(sizes: list[int], workers: int, max_minutes: float, cluster=None) -> 
                 print(f"  {backend}: skipped {why}", file=sys.stderr, flush=True)
                 rows.append({"backend": backend, "tasks": n, "skipped": why})
                 continue
-        r = measure(n, workers, cluster)
+        r = measure(n, workers, cluster, check_rows)
         if done:
             prev = done[-1]
             r["marginal_cpu_ms_per_task"] = 1000 * (r["driver_cpu_s"] - prev["driver_cpu_s"]) / (n - prev["tasks"])
@@ -180,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated: processes, ray (a local multi-node Ray cluster, in a private network namespace)")
     ap.add_argument("--ray-nodes", type=int, default=4, help="Ray nodes (head included)")
     ap.add_argument("--ray-cpus", type=int, default=8, help="logical CPUs per Ray node")
+    ap.add_argument("--check-rows", action="store_true",
+                    help="also run each job on the serial backend (not measured) and compare the rows")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
     backends = [b for b in args.backends.split(",") if b]
@@ -191,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         args.sizes = "1000"
     sizes = [int(s) for s in args.sizes.split(",") if s]
     header(f"scale: the driver's CPU per task, sweep run on {', '.join(backends)}")
-    rows = series(sizes, args.workers, args.max_minutes) if "processes" in backends else []
+    rows = series(sizes, args.workers, args.max_minutes, check_rows=args.check_rows) if "processes" in backends else []
     if "ray" in backends:
         why_not = ray_status()
         if why_not:
@@ -203,15 +238,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ray: a local cluster of {args.ray_nodes} nodes × {args.ray_cpus} logical CPUs "
                   f"on {os.cpu_count()} cores", flush=True)
             with ray_cluster(cpus_per_node=args.ray_cpus, workers=args.ray_nodes - 1, timeout_s=180) as c:
-                rows += series(sizes, args.ray_nodes * args.ray_cpus, args.max_minutes, c)
+                rows += series(sizes, args.ray_nodes * args.ray_cpus, args.max_minutes, c, args.check_rows)
     print(table(["backend", "tasks", "rows", "wall s", "tasks/s", "driver CPU s", "in run s", "CPU ms/task", "marginal ms/task",
                  "capacity tasks/s", "busy workers @10 ms", "peak RSS MB", "task ms (mean)",
-                 "≤ 0.05 ms/task"],
+                 "≤ 0.05 ms/task", "rows = serial"],
                 [[f"{r['backend']} ×{r['workers']}", f"{r['tasks']:,}", f"{r['rows']:,}", fmt(r["wall_s"], 1), fmt(r["tasks_per_s"], 0),
                   fmt(r["driver_cpu_s"], 2), fmt(r["driver_cpu_in_run_s"], 2), fmt(r["cpu_ms_per_task"], 3),
                   fmt(r["marginal_cpu_ms_per_task"], 3), fmt(r["capacity_tasks_per_s"], 0),
                   fmt(r["busy_workers_at_10ms"], 1), fmt(r["peak_rss_mb"], 0), fmt(r["task_ms_mean"], 1),
-                  "yes" if r["met"] else "no"] for r in rows]))
+                  "yes" if r["met"] else "no",
+                  {True: "yes", False: "NO", None: "-"}[r["rows_equal_serial"]]] for r in rows]))
     print("driver CPU = getrusage(RUSAGE_SELF) of the `sweep run` process (workers excluded); capacity = 1 / "
           "(CPU per task); busy workers @10 ms = capacity × 0.010 s; target ≤ 0.05 ms/task (≥ 20,000 tasks/s).")
     for r in rows:

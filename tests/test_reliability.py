@@ -262,7 +262,11 @@ def test_task_that_always_kills_its_worker_then_rerun(ref, tmp_path, monkeypatch
     time, its own batch is split, and it alone ends as a `worker lost` row after 3 deaths on its own
     (2 retries); the summary says to re-run, and a plain re-run (the fault gone) completes the dataset."""
     job, want, _ = ref
-    victim = next(r["task_id"] for r in want if r["method"] == "iterative")
+    from sweep.inputs.job import load_job
+
+    # the first scenario's (in the job's order): its first death is always among other chunks in flight
+    first = next(load_job(job).scenarios()).scenario_id
+    victim = next(r["task_id"] for r in want if r["method"] == "iterative" and r["scenario_id"] == first)
     monkeypatch.setenv("SWEEP_FAULTS", f"kill:{victim}:99")
     monkeypatch.setenv("SWEEP_FAULTS_DIR", str(tmp_path))
     out = tmp_path / "d"
@@ -390,6 +394,36 @@ def test_ctrl_c_stops_cleanly_and_resumes(ref, tmp_path, target, figures):
     note(figures, f"ctrl-c ({SIGNALS[target]}): "
           f"stopped in {stop_s:.1f}s, exit {code}, {m.group(1)}/{N_TASKS} tasks kept, 0 tracebacks, 0 processes "
           f"left; resumed to {n}/{N_TASKS} rows, 0 lost")
+
+
+def test_ctrl_c_keeps_what_a_busy_worker_finished(ref, tmp_path, figures):
+    """Workers write their own parts, at the end of a chunk or every --flush-s: a Ctrl-C in between must not
+    lose the tasks a worker has finished. One task hangs (its worker is busy, its chunk unfinished, nothing
+    of it written with --flush-s 600); Ctrl-C then: the tasks of its scenario that ran before it are saved."""
+    job, want, _ = ref
+    victim = next(r["task_id"] for r in want if r["method"] == "pareto")
+    sid = victim.split("/")[0]
+    before = [r["task_id"] for r in want if r["scenario_id"] == sid and r["method"] in ("dinkelbach", "enumeration")]
+    out = tmp_path / "busy"
+    marker = faults.marker(victim).name
+    cmd = [sys.executable, "-m", "sweep.cli", "run", str(job), "--out", str(out), "-q", "--flush-s", "600",
+           "--backend", "processes", "--workers", "2"]
+    proc = start(cmd, env_with(SWEEP_FAULTS=f"hang:{victim}", SWEEP_FAULTS_DIR=str(tmp_path)))
+    assert wait_for(lambda: (tmp_path / marker).exists() and (tmp_path / marker).read_text().strip() != "", proc), \
+        proc.communicate()
+    os.kill(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "Traceback" not in stderr, stderr
+    assert not wait_gone(proc.pid)
+    saved = set(check_dataset(out))
+    assert set(before) <= saved, f"finished tasks lost: {sorted(set(before) - saved)}"
+    assert victim not in saved
+    m = re.search(r"interrupted: (\d+) of (\d+) tasks are saved", stdout)
+    assert m and int(m.group(1)) == len(saved), stdout
+    _, n = rerun_completes(job, out, ref)
+    note(figures, f"ctrl-c with a busy worker (--flush-s 600, a task hanging after {len(before)} finished ones of "
+                  f"its scenario): those {len(before)} were saved ({len(saved)} in all); resumed to {n}/{N_TASKS} rows")
 
 
 def test_workers_ignore_sigint_and_close_stops_them(ref, tmp_path):

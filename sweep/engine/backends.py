@@ -195,6 +195,10 @@ def _worker_env(env: dict[str, str]) -> None:
     # Ctrl-C in a terminal signals the whole process group: the driver stops the workers, so a
     # worker ignores SIGINT rather than dying with a KeyboardInterrupt traceback of its own
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # stopped by close() (SIGTERM): write the rows of the tasks already finished, then exit
+    from sweep.engine.worker import stop_on_sigterm
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     for k in [k for k in os.environ if k.startswith("SWEEP_")]:
         del os.environ[k]
     os.environ.update(env)

@@ -17,6 +17,7 @@ import os
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -214,13 +215,44 @@ class ChunkDone:
     store_error: tuple[Problem, ...] = ()
 
 
+class WorkerStop(BaseException):
+    """SIGTERM in a worker process while it runs a chunk (the driver stopping it): save, then exit."""
+
+
+_writer = None  # the PartWriter of the chunk this worker process is running, if any
+_flushing = False
+
+
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    """A local worker process's SIGTERM handler (the driver's close(): Ctrl-C, SIGTERM, an error): an idle
+    worker exits at once; a busy one first writes the rows of the tasks it has finished (nothing finished
+    is lost), at the next Python instruction — a solve in progress is not waited for beyond the driver's grace."""
+    if _writer is None:
+        os._exit(0)
+    if not _flushing:
+        raise WorkerStop
+
+
+def _save_and_exit(writer) -> None:
+    global _flushing
+    _flushing = True
+    try:
+        if writer.writes:
+            writer.flush()
+    except BaseException:  # noqa: BLE001 - exiting either way; a half-written part is removed or hidden
+        pass
+    os._exit(0)
+
+
 def run_chunk(handle: tuple, chunk: Chunk) -> ChunkDone:
     """Every unfinished task of a chunk: each scenario prepared once, then its tasks solved and written."""
+    global _writer
     from sweep.results.store import PartWriter, StoreError
 
     ctx = resolve(handle)
     writer = PartWriter(ctx.out, ctx.rows_per_part, ctx.flush_s)
     n = errors = 0
+    _writer = writer
     try:
         for _, sc in _scenarios(ctx, chunk):
             todo = tasks_for(sc, ctx.job.methods)
@@ -236,29 +268,37 @@ def run_chunk(handle: tuple, chunk: Chunk) -> ChunkDone:
         writer.flush()
     except StoreError as e:
         return ChunkDone(chunk, store_error=tuple(e.problems))
+    except WorkerStop:
+        _save_and_exit(writer)
+    except KeyboardInterrupt:  # the serial backend, in the driver's process: save what is finished
+        if writer.writes:
+            writer.flush()
+        raise
+    finally:
+        _writer = None
     return ChunkDone(chunk, n, errors)
 
 
-def run_tasks(sweep: str, sc: Scenario, tasks: list[Task]) -> list[TaskOutput]:
-    """The tasks of one scenario: candidates once, then each task. Never raises for a task's or the
-    scenario's failure: those become ``error`` rows."""
+def run_tasks(sweep: str, sc: Scenario, tasks: list[Task]) -> Iterator[TaskOutput]:
+    """The tasks of one scenario, each output as it finishes: candidates once, then each task. Never raises
+    for a task's or the scenario's failure: those become ``error`` rows."""
     if not tasks:
-        return []
+        return
     from sweep.solve.prepare import prepare
 
     try:
         prep = prepare(sc)
     except Exception as e:  # noqa: BLE001 - a scenario that cannot be prepared fails its tasks, not the sweep
         msg = f"preparing scenario failed: {e.__class__.__name__}: {e}"
-        return [error_output(sweep, t, msg, sc["solver.name"]) for t in tasks]
-    outputs = []
+        yield from (error_output(sweep, t, msg, sc["solver.name"]) for t in tasks)
+        return
     for t in tasks:
         try:
-            outputs.append(run_task(sweep, t, prep))
+            out = run_task(sweep, t, prep)
         except Exception as e:  # noqa: BLE001
             tb = traceback.format_exception_only(e)[-1].strip()
-            outputs.append(error_output(sweep, t, tb, prep.instance.solver))
-    return outputs
+            out = error_output(sweep, t, tb, prep.instance.solver)
+        yield out
 
 
 # ------------------------------------------------------------------------------- one task
