@@ -118,11 +118,17 @@ def test_seed_skypilot_matches_the_solve(run_cli, tmp_path):
         assert task["resources"]["use_spot"] is False and task["resources"]["cloud"] == a["offering"].split("-")[0]
         assert set(args) - {"model"} <= set(VLLM_FLAGS)
     loaded = _sky_load(files, tmp_path)
+    from sweep.inputs.load import load_scenario
+
+    offerings = load_scenario(SEED).offerings
     for got, a in zip(loaded, solved["allocation"], strict=True):
-        # the seed's cheapest per token under sweep/fleet/perf.py's calibrated families: 2×H200 (TP2) replicas
-        assert got["cloud"] == "vast" and got["accelerators"] == {"H200": 2} and got["num_nodes"] == 1
+        # the solve's node, as SkyPilot names it: its GPU (H100-SXM is SkyPilot's H100) × the node's GPUs
+        gpn = offerings[a["offering"]].gpus_per_node
+        ((name, count),) = got["accelerators"].items()
+        assert got["cloud"] == a["offering"].split("-")[0] and a["gpu"].startswith(name) and count == gpn
+        assert got["num_nodes"] == -(-a["tp"] * a["pp"] // gpn)
         assert got["replicas"] == a["replicas"] and got["use_spot"] is False
-        assert got["launchable"] == ["2x-H200-32-65536"]  # the fixture's 2×H200 node
+        assert len(got["launchable"]) == 1 and got["launchable"][0].startswith(f"{gpn}x-")  # a fixture node
     fleet = json.loads((out / "fleet.json").read_text())
     assert fleet["cost_per_hour"] == solved["cost_per_hour"] and fleet["throughput_tok_s"] == solved["throughput_tok_s"]
 
