@@ -22,6 +22,7 @@ from sweep.solve.milp import Instance, Slot, fleet_of
 
 REL = 1e-9
 N_INSTANCES = 100
+N_CBC = 25  # the first instances again with CBC
 
 
 def _dec(rng: random.Random, lo: float, hi: float) -> float:
@@ -128,9 +129,9 @@ def _cases() -> list[Instance]:
 CASES = _cases()
 
 
-@pytest.mark.parametrize("i", range(N_INSTANCES))
-def test_every_exact_method_equals_the_brute_force(i: int) -> None:
-    inst = CASES[i]
+@pytest.mark.parametrize(("solver", "i"), [("highs", i) for i in range(N_INSTANCES)] + [("cbc", i) for i in range(N_CBC)])
+def test_every_exact_method_equals_the_brute_force(solver: str, i: int) -> None:
+    inst = replace(CASES[i], solver=solver)
     fl = fleets(inst)
     mp = MethodParams()
     # max_throughput: the most T, then the least C among (near-)maximisers
