@@ -7,8 +7,10 @@ llama-3.1-70b, 2000/300 tokens, TPOT 50 ms, 5,000 tok/s demand).
   whose offerings are independent; sweep.solve.decomposed), wall seconds, points, and its min-$/token
   point against ``dinkelbach`` (exact rationals);
 - ``walk``: the ε-constraint MILP walk (``pareto_walk``, one reused HiGHS model) for its first
-  ``--walk-points`` points from the top (each point checked equal to the merge's), seconds per point,
-  and the whole walk's time projected from that rate (the walk itself is not run to the end: minutes).
+  ``--walk-points`` points from the top, seconds per point, the whole walk's time projected from that
+  rate (the walk itself is not run to the end: hours), and how many of its points differ from the
+  merge's (the merge is exact by construction; a differing walk point is HiGHS stopping within its
+  tolerance of the optimum) with the largest relative throughput gap.
 
 Target (issue 15): the unbudgeted large pareto in ≤ 30 s and equal to dinkelbach's $/token.
 """
@@ -50,16 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     # the MILP walk's first points, from the top, each equal to the merge's
     tally = Tally(inst.solver)
     solver = BudgetSolver(inst)
-    budget, walked, equal = None, 0, True
+    budget, walked, differ, worst, merge_never_worse = None, 0, 0, 0.0, True
     t0 = time.perf_counter()
     while walked < min(n_walk, len(p.frontier)):
         out = tally.add(solver.solve(budget))
         if out.fleet is None:
             break
         want = p.frontier[walked]
-        equal &= (out.fleet.cost_units, out.fleet.throughput_exact) == (want.cost_units, want.throughput_exact)
+        if (out.fleet.cost_units, out.fleet.throughput_exact) != (want.cost_units, want.throughput_exact):
+            # the walk's point at this budget against the merge's (the exact one, by construction)
+            differ += 1
+            worst = max(worst, float(abs(want.throughput_exact - out.fleet.throughput_exact) / want.throughput_exact))
+            merge_never_worse &= want.throughput_exact >= out.fleet.throughput_exact
         walked += 1
-        budget = out.fleet.cost_units - 1
+        budget = out.fleet.cost_units - 1  # the walk goes on from its own point, as pareto_walk does
     t_walk = time.perf_counter() - t0
     per_point = t_walk / max(walked, 1)
 
@@ -69,18 +75,19 @@ def main(argv: list[str] | None = None) -> int:
         "frontier_points": len(p.frontier), "merge_s": round(t_merge, 2), "merge_status": p.status,
         "equals_dinkelbach": same, "cost_per_token": p.fleet.cost_per_token if p.fleet else None,
         "walk_points": walked, "walk_s": round(t_walk, 2), "walk_s_per_point": round(per_point, 4),
-        "walk_solves": tally.solves, "walk_equals_merge": equal,
+        "walk_solves": tally.solves, "walk_points_differing": differ, "walk_worst_rel_gap": worst,
+        "merge_never_worse": merge_never_worse,
         "walk_projected_s": round(per_point * len(p.frontier), 1),
         "speedup_projected": round(per_point * len(p.frontier) / max(t_merge, 1e-9), 1),
     }]
     header("unbudgeted pareto on the large instance (target: ≤ 30 s, equal to dinkelbach)")
     r = rows[0]
-    print(table(["points", "merge s", "= dinkelbach", "walk points", "walk s/point", "walk = merge",
-                 "walk projected s", "speed-up"],
+    print(table(["points", "merge s", "= dinkelbach", "walk points", "walk s/point", "walk ≠ merge",
+                 "worst rel. gap", "walk projected s", "speed-up"],
                 [[r["frontier_points"], r["merge_s"], r["equals_dinkelbach"], r["walk_points"], r["walk_s_per_point"],
-                  r["walk_equals_merge"], r["walk_projected_s"], r["speedup_projected"]]]))
+                  r["walk_points_differing"], f"{worst:.1e}", r["walk_projected_s"], r["speedup_projected"]]]))
     print(f"wrote {write_csv(rows, args.out)}")
-    return 0 if same and equal else 1
+    return 0 if same and merge_never_worse else 1
 
 
 if __name__ == "__main__":
