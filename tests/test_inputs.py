@@ -53,6 +53,9 @@ CASES: dict[str, tuple[dict, dict, list[tuple[str, str]]]] = {
     "catalog cell not a number": ({}, {"gpus.csv": "gpu,mem_gb,bf16_tflops,mem_bw_gbps\nG1,lots,300,2000\nG2,24,100,600\n"},
                                   [("gpus.csv:2", "'mem_gb' must be a number")]),
     "profile throughput zero": ({}, {"profile.csv": PROFILE_HEAD + "o1,1,1,0\n"}, [("profile.csv:2", "must be > 0")]),
+    # a bad row is named by its line in the file, comment and blank lines counted (sweep.inputs.csvfile)
+    "profile row after comments": ({}, {"profile.csv": "# measured\n" + PROFILE_HEAD + "\n# tp 1\no1,1,1,0\n"},
+                                   [("profile.csv:5", "must be > 0")]),
     "profile tp not a number": ({}, {"profile.csv": PROFILE_HEAD + "o1,one,1,100\n"},
                                 [("profile.csv:2", "whole numbers")]),
     # unknown references
@@ -271,6 +274,25 @@ def test_config_csv_and_toml_are_the_same_scenario(small_scenario):
     assert csv.scenario_id == toml.scenario_id
     assert csv.offerings["o1"].max_nodes == 1
 
+
+
+def test_the_typed_view_names_every_schema_key(small_scenario):
+    """``sc.workload.prompt_tokens`` and ``sc["workload.prompt_tokens"]`` are one value; the view and the
+    schema name the same keys, and the settings objects built from it default to the schema's defaults."""
+    from sweep.fleet.perf import Knobs
+    from sweep.inputs.schema import SCHEMA
+    from sweep.inputs.settings import settings_keys
+    from sweep.solve.methods.common import MethodParams
+
+    assert settings_keys() == list(SCHEMA)
+    sc = load_scenario(small_scenario({"workload.prompt_tokens": 300, "perf.tp": [1, 2],
+                                       "methods.iterative.target_cpt": 3e-6, "limits.budget": 1.23456}))
+    assert sc.workload.prompt_tokens == sc["workload.prompt_tokens"] == 300
+    assert sc.perf.tp == (1, 2) and sc.methods.iterative.target_cpt == 3e-6
+    assert sc.limits.budget_units == 12345
+    defaults = {k: v.default for k, v in SCHEMA.items()}
+    assert Knobs.from_params(defaults) == Knobs()
+    assert MethodParams.from_params(defaults) == MethodParams()
 
 # --------------------------------------------------------------------------- built-in catalogs
 

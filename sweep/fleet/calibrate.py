@@ -11,7 +11,6 @@ They come from the CSV form (:func:`read_measurements_csv`) or from vLLM's ``ben
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -26,6 +25,7 @@ from sweep.errors import Problem
 from sweep.fleet.perf import MAX_LOAD_BATCH, Knobs, Workload, estimate, family_of
 from sweep.inputs.calibration import Family, read_calibration  # noqa: F401  (re-exported)
 from sweep.inputs.catalog import Catalog
+from sweep.inputs.csvfile import parse_csv
 
 DTYPES = {"bf16": "bf16", "fp16": "bf16", "float16": "bf16", "bfloat16": "bf16", "fp8": "fp8", "int4": "int4"}
 CSV_COLUMNS = ("model", "gpu", "tp", "pp", "dtype", "prompt_tokens", "output_tokens", "concurrency", "output_tok_s")
@@ -101,13 +101,13 @@ def read_measurements_csv(path: Path, catalog: Catalog, problems: list[Problem])
     except OSError as e:
         problems.append(Problem(str(path), f"cannot read: {e.strerror or e}"))
         return out
-    reader = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
-    absent = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    table = parse_csv(text, path)
+    absent = [c for c in CSV_COLUMNS if c not in table.header]
     if absent:
         problems.append(Problem(str(path), f"missing column(s) {', '.join(absent)}"))
         return out
-    for i, r in enumerate(reader, start=2):
-        where = f"{path}:{i}"
+    for i, r in table.records():
+        where = table.where(i)
         try:
             m = _row_measurement(r, path.name, where)
             _check(m, catalog)

@@ -6,13 +6,13 @@ so that every cost the MILP sees is an exact integer.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from sweep.errors import Problems
+from sweep.inputs.csvfile import read_csv
 from sweep.vocab import COST_UNITS_PER_DOLLAR
 
 
@@ -154,70 +154,65 @@ def read_rows(path: Path, columns: dict[str, _Col], problems: Problems,
     label = str(path)
     before = len(problems.items)
     key_col = next(iter(columns))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        problems.add(label, "file not found")
+    table = read_csv(path, problems, error_detail=True)
+    if table is None:
         return []
-    except (OSError, UnicodeDecodeError) as e:
-        problems.add(label, f"cannot read file ({e.__class__.__name__}: {e})")
-        return []
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        problems.add(label, "empty file: expected a header row and at least one data row")
-        return []
-    reader = csv.DictReader(lines)
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    unknown = [h for h in header if h not in columns]
+    unknown = [h for h in table.header if h not in columns]
     for h in unknown:
         problems.add(label, f"unknown column '{h}' (valid: {', '.join(columns)})")
-    missing = [c for c, (_, req, _) in columns.items() if req and c not in header]
+    missing = [c for c, (_, req, _) in columns.items() if req and c not in table.header]
     for c in missing:
         problems.add(label, f"missing required column '{c}'")
     if unknown or missing:
         return []
     rows: list[dict[str, object]] = []
-    for i, raw in enumerate(reader, start=2):
-        where = f"{label}:{i}"
-        row: dict[str, object] = {}
-        ok = True
-        for col, (typ, req, default) in columns.items():
-            cell = (raw.get(col) or "").strip() if col in raw else ""
-            if cell == "":
-                if req:
-                    problems.add(where, f"'{col}' is empty")
-                    ok = False
-                row[col] = default
-                continue
-            try:
-                if typ is int:
-                    f = float(cell)
-                    if f != int(f):
-                        raise ValueError
-                    val: object = int(f)
-                elif typ is float:
-                    val = float(cell)
-                    if val != val or val in (float("inf"), float("-inf")):
-                        raise ValueError
-                else:
-                    val = cell
-            except ValueError:
-                problems.add(where, f"'{col}' must be {'a whole number' if typ is int else 'a number'}, got '{cell}'")
-                ok = False
-                continue
-            if typ is not str:
-                num = float(val)  # type: ignore[arg-type]
-                if num < 0 or (num == 0 and col not in _MAY_BE_ZERO):
-                    problems.add(where, f"'{col}' must be {'>= 0' if col in _MAY_BE_ZERO else '> 0'}, got '{cell}'")
-                    ok = False
-            row[col] = val
-        if ok:
+    for lineno, raw in table.records():
+        row = _typed_row(raw, columns, table.where(lineno), problems)
+        if row is not None:
             rows.append(row)
         elif broken is not None and (raw.get(key_col) or "").strip():
             broken.add((raw.get(key_col) or "").strip())
     if not rows and len(problems.items) == before:
         problems.add(label, "no data rows")
     return rows
+
+
+def _typed_row(raw: dict[str, str | None], columns: dict[str, _Col], where: str,
+               problems: Problems) -> dict[str, object] | None:
+    """One catalog row's cells converted and checked (every problem added), or None if one is bad."""
+    row: dict[str, object] = {}
+    ok = True
+    for col, (typ, req, default) in columns.items():
+        cell = (raw.get(col) or "").strip()
+        if cell == "":
+            if req:
+                problems.add(where, f"'{col}' is empty")
+                ok = False
+            row[col] = default
+            continue
+        try:
+            if typ is int:
+                f = float(cell)
+                if f != int(f):
+                    raise ValueError
+                val: object = int(f)
+            elif typ is float:
+                val = float(cell)
+                if val != val or val in (float("inf"), float("-inf")):
+                    raise ValueError
+            else:
+                val = cell
+        except ValueError:
+            problems.add(where, f"'{col}' must be {'a whole number' if typ is int else 'a number'}, got '{cell}'")
+            ok = False
+            continue
+        if typ is not str:
+            num = float(val)  # type: ignore[arg-type]
+            if num < 0 or (num == 0 and col not in _MAY_BE_ZERO):
+                problems.add(where, f"'{col}' must be {'>= 0' if col in _MAY_BE_ZERO else '> 0'}, got '{cell}'")
+                ok = False
+        row[col] = val
+    return row if ok else None
 
 
 def _unique(rows: list[dict[str, object]], key: str, label: str, problems: Problems) -> None:

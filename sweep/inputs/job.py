@@ -16,16 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweep.errors import InputError, Problems
-from sweep.inputs.scenario import (
-    ALIASES,
-    SCHEMA,
-    Scenario,
-    build_scenario,
-    check_params,
-    flatten,
-    read_scenario_file,
-)
+from sweep.errors import InputError, Problem, Problems
+from sweep.inputs.scenario import Scenario, build_scenario, read_scenario_file
+from sweep.inputs.schema import ALIASES, SCHEMA, check_params, flatten
 from sweep.vocab import ALL_METHODS
 
 SWEEP_KEYS = {"name", "methods", "base", "out", "description"}
@@ -89,27 +82,61 @@ def _where(path: str, key: str) -> str:
 def load_job(path: str | Path) -> Job:
     """Read and validate a job file (scenarios are validated when generated); raises InputError."""
     p = Path(path)
+    label = str(p)
+    data = _read_toml(p)
     problems = Problems()
+    name, methods, out, sweep = _sweep_table(data.pop("sweep", None), p, problems)
+    base: dict[str, Any] = {}
+    if "base" in sweep:
+        if not isinstance(sweep["base"], str):
+            problems.add(_where(label, "sweep.base"), "must be a scenario file path")
+        else:
+            base = read_scenario_file(p.parent / sweep["base"], problems)
+    grid_raw = data.pop("grid", {})
+    explicit_raw = data.pop("scenarios", [])
+    base.update({ALIASES.get(k, k): v for k, v in flatten(data).items()})
+    grid = _grid(grid_raw, label, problems)
+    explicit = _explicit(explicit_raw, label, problems)
+    for k in base:
+        if k not in SCHEMA:
+            problems.add(_where(label, k), f"unknown key (valid: sweep, grid, scenarios, {', '.join(SCHEMA)})")
+    # a NUL cannot be in a file name or a model name: report it here, at its key, once
+    nul = [k for k, v in base.items() if _has_nul(v)]
+    nul += [f"grid.{k}" for k, v in grid.items() if _has_nul(v)]
+    nul += [f"scenarios[{i}].{k}" for i, t in enumerate(explicit) for k, v in t.items() if _has_nul(v)]
+    for k in nul:
+        problems.add(_where(label, k), "contains a NUL character")
+    problems.raise_if_any()
+    spec = {"name": name, "methods": methods, "base": base, "grid": grid, "scenarios": explicit, "file": str(p)}
+    return Job(name, tuple(dict.fromkeys(methods)), str(p), base, grid, tuple(explicit), out, spec)
+
+
+def _read_toml(p: Path) -> dict[str, Any]:
+    """The job file's tables; raises InputError (one problem) if it cannot be read or parsed."""
     label = str(p)
     try:
         if p.is_dir():
-            raise InputError([_problem(label, "is a folder, expected a job file (.toml)")])
+            raise InputError([Problem(label, "is a folder, expected a job file (.toml)")])
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputError([_problem(label, "file not found")]) from None
+        raise InputError([Problem(label, "file not found")]) from None
     except (OSError, ValueError) as e:  # ValueError: a NUL in the path; UnicodeDecodeError is one too
         why = e.strerror if isinstance(e, OSError) and e.strerror else e.__class__.__name__
-        raise InputError([_problem(label, f"cannot read file ({why})")]) from None
+        raise InputError([Problem(label, f"cannot read file ({why})")]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise InputError([_problem(label, f"invalid TOML: {e}")]) from None
+        raise InputError([Problem(label, f"invalid TOML: {e}")]) from None
     except RecursionError:
-        raise InputError([_problem(label, "invalid TOML: nested too deeply")]) from None
+        raise InputError([Problem(label, "invalid TOML: nested too deeply")]) from None
     if _depth(data) > MAX_DEPTH:
-        raise InputError([_problem(label, f"tables or lists nested more than {MAX_DEPTH} levels deep")])
+        raise InputError([Problem(label, f"tables or lists nested more than {MAX_DEPTH} levels deep")])
+    return data
 
-    sweep = data.pop("sweep", None)
+
+def _sweep_table(sweep: Any, p: Path, problems: Problems) -> tuple[str, list[str], str, Mapping[str, Any]]:
+    """``[sweep]``: (name, methods, out, the table without NUL-bearing values), every problem added."""
+    label = str(p)
     if not isinstance(sweep, Mapping):
         problems.add(label, "missing [sweep] table (name, methods)")
         sweep = {}
@@ -141,19 +168,11 @@ def load_job(path: str | Path) -> Job:
             problems.add(_where(label, f"sweep.{key}"), "contains a NUL character")
             sweep = {k: v for k, v in sweep.items() if k != key}
             out = "" if key == "out" else out
+    return name, methods, out, sweep
 
-    base: dict[str, Any] = {}
-    if "base" in sweep:
-        if not isinstance(sweep["base"], str):
-            problems.add(_where(label, "sweep.base"), "must be a scenario file path")
-        else:
-            bpath = p.parent / sweep["base"]
-            base = read_scenario_file(bpath, problems)
 
-    grid_raw = data.pop("grid", {})
-    explicit_raw = data.pop("scenarios", [])
-    base.update({ALIASES.get(k, k): v for k, v in flatten(data).items()})
-
+def _grid(grid_raw: Any, label: str, problems: Problems) -> dict[str, list[Any]]:
+    """``[grid]``: dotted key → its values, each value checked here so a bad one is reported at its key."""
     grid: dict[str, list[Any]] = {}
     if not isinstance(grid_raw, Mapping):
         problems.add(_where(label, "grid"), "must be a table of dotted key = [values]")
@@ -169,14 +188,18 @@ def load_job(path: str | Path) -> Job:
             continue
         if SCHEMA[key].kind.startswith("list[") and vals and not isinstance(vals[0], list):
             vals = [vals]  # a list-valued key given one list: a single grid point
-        for v in vals:  # check each value once here, so a bad one is reported at its grid key
+        for v in vals:
             sub = Problems()
             check_params({"model": "x", key: v}, "", sub)
             for prob in sub.items:
                 if prob.where.endswith(key):
                     problems.add(_where(label, f"grid.{key}"), f"{prob.what} (value {v!r})")
         grid[key] = vals
+    return grid
 
+
+def _explicit(explicit_raw: Any, label: str, problems: Problems) -> list[dict[str, Any]]:
+    """``[[scenarios]]``: each table flattened to dotted keys (aliases resolved)."""
     explicit: list[dict[str, Any]] = []
     if not isinstance(explicit_raw, list):
         problems.add(_where(label, "scenarios"), "must be an array of tables ([[scenarios]])")
@@ -190,18 +213,7 @@ def load_job(path: str | Path) -> Job:
             if k not in SCHEMA:
                 problems.add(_where(label, f"scenarios[{i}].{k}"), "unknown key")
         explicit.append(flat)
-    for k in base:
-        if k not in SCHEMA:
-            problems.add(_where(label, k), f"unknown key (valid: sweep, grid, scenarios, {', '.join(SCHEMA)})")
-    # a NUL cannot be in a file name or a model name: report it here, at its key, once
-    nul = [k for k, v in base.items() if _has_nul(v)]
-    nul += [f"grid.{k}" for k, v in grid.items() if _has_nul(v)]
-    nul += [f"scenarios[{i}].{k}" for i, t in enumerate(explicit) for k, v in t.items() if _has_nul(v)]
-    for k in nul:
-        problems.add(_where(label, k), "contains a NUL character")
-    problems.raise_if_any()
-    spec = {"name": name, "methods": methods, "base": base, "grid": grid, "scenarios": explicit, "file": str(p)}
-    return Job(name, tuple(dict.fromkeys(methods)), str(p), base, grid, tuple(explicit), out, spec)
+    return explicit
 
 
 def _depth(v: Any) -> int:
@@ -226,8 +238,3 @@ def _has_nul(v: Any) -> bool:
         return any(_has_nul(k) or _has_nul(x) for k, x in v.items())
     return False
 
-
-def _problem(where: str, what: str):
-    from sweep.errors import Problem
-
-    return Problem(where, what)

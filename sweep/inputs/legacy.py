@@ -48,8 +48,6 @@ pipelines (pools are small); its ``scenario_id`` covers the folder's files by di
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -67,7 +65,9 @@ from sweep.inputs.catalog import (
     load_gpus,
     load_models,
 )
-from sweep.inputs.scenario import SCHEMA, Scenario, check_params, read_config_csv
+from sweep.inputs.csvfile import read_csv
+from sweep.inputs.scenario import Scenario, read_config_csv
+from sweep.inputs.schema import SCHEMA, check_params
 
 CONFIG, POOL, NETWORK = "config.csv", "gpu_pool.csv", "network_bandwidth.csv"
 
@@ -115,25 +115,12 @@ def _norm(name: str) -> str:
 
 
 def _data_lines(path: Path, problems: Problems) -> list[tuple[int, list[str]]] | None:
-    """(line number, cells) of a CSV's non-blank, non-comment rows; None if unreadable."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        problems.add(str(path), "file not found")
+    """(line number, stripped cells) of a CSV's non-blank, non-comment rows, the header first; None if
+    unreadable or empty."""
+    table = read_csv(path, problems)
+    if table is None:
         return None
-    except (OSError, UnicodeDecodeError) as e:
-        problems.add(str(path), f"cannot read file ({e.__class__.__name__})")
-        return None
-    out = []
-    for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        cells = [c.strip() for c in row]
-        if not any(cells) or cells[0].startswith("#"):
-            continue
-        out.append((lineno, cells))
-    if not out:
-        problems.add(str(path), "empty file: expected a header row and at least one data row")
-        return None
-    return out
+    return [(0, list(table.header)), *((lineno, [c.strip() for c in cells]) for lineno, cells in table.rows)]
 
 
 def _number(text: str) -> float | None:
@@ -427,36 +414,54 @@ def load_config_folder(folder: str | Path, overrides: dict[str, Any] | None = No
     if pool:  # TP beyond the largest node only adds "does not fit a node" rows
         raw.setdefault("perf.tp", [t for t in (1, 2, 4, 8) if t <= max(gpn for *_, gpn in pool)])
     raw.update(overrides or {})
+    params = _checked_params(raw, cfg, where, problems)
+    problems.raise_if_any()
+    assert model is not None  # a model that could not be built is a problem raised above
+    catalog, offerings = _pool_catalog(pool, gpus, model, within, pool_path)
+    _apply_catalog_keys(params, catalog, offerings, where, problems)
+    problems.raise_if_any()
+    return Scenario(params, str(root), catalog, model, offerings, (), digests)
+
+
+def _checked_params(raw: dict[str, Any], cfg: dict[str, Any], where: str, problems: Problems) -> dict[str, Any]:
+    """The scenario's values, validated; a problem with a mapped key names the key the user wrote."""
     if raw.get("perf.source", "roofline") != "roofline":
         problems.add(f"{where}: perf.source", "only 'roofline' for a configuration folder")
     checked = Problems()
     params = check_params(raw, where, checked)
     renamed = {f"{where}: {dst}": f"{where}: {src} ({dst})" for src, dst in _MAPPED if src in cfg and dst not in cfg}
-    for p in checked.items:  # name the key the user wrote
+    for p in checked.items:
         problems.add(renamed.get(p.where, p.where), p.what)
-    problems.raise_if_any()
-    assert model is not None  # a model that could not be built is a problem raised above
+    return params
 
+
+def _pool_catalog(pool: list[tuple[str, Gpu, int, float, int]], gpus: dict[str, Gpu], model: Model,
+                  within: dict[str, float], pool_path: Path) -> tuple[Catalog, dict[str, Offering]]:
+    """The pool's GPU types as offerings (one per type, per-node prices), in a catalog with the model."""
     offerings: dict[str, Offering] = {}
     for gpu_type, gpu, count, price, gpn in pool:
         gpus.setdefault(gpu.gpu, gpu)
         units = dollars_to_units(price * gpn)
         offerings[gpu_type] = Offering(gpu_type, "pool", gpu.gpu, gpn, units, units, count // gpn,
                                        as_of=str(pool_path), net_gbps=within.get(gpu_type, 12.5))
-    catalog = Catalog(gpus, dict(offerings), {model.model: model})
+    return Catalog(gpus, dict(offerings), {model.model: model}), offerings
+
+
+def _apply_catalog_keys(params: dict[str, Any], catalog: Catalog, offerings: dict[str, Offering], where: str,
+                        problems: Problems) -> None:
+    """``catalog.only`` and ``catalog.max_nodes`` applied to ``offerings`` (in place)."""
     only = params["catalog.only"]
     if only:
         for n in only:
             if n not in offerings and n not in {o.gpu for o in offerings.values()}:
                 problems.add(f"{where}: catalog.only", f"unknown gpu or offering '{n}' (known: {', '.join(offerings)})")
-        offerings = {k: o for k, o in offerings.items() if k in only or o.gpu in only}
+        for k in [k for k, o in offerings.items() if not (k in only or o.gpu in only)]:
+            del offerings[k]
     for n, nodes in params["catalog.max_nodes"].items():
         if n not in catalog.offerings:
             problems.add(f"{where}: catalog.max_nodes", f"unknown offering '{n}' (known: {', '.join(catalog.offerings)})")
         elif n in offerings:
             offerings[n] = replace(offerings[n], max_nodes=nodes)
-    problems.raise_if_any()
-    return Scenario(params, str(root), catalog, model, offerings, (), digests)
 
 
 __all__ = ["GPU_NAMES", "InputError", "load_config_folder", "map_gpu"]

@@ -7,7 +7,6 @@ shares that sum to 1 within 1e-6 are normalised to sum to exactly 1.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep.errors import Problems
+from sweep.inputs.csvfile import read_csv
 
 MAX_BUCKETS = 8
 SHARE_TOLERANCE = 1e-6
@@ -106,28 +106,17 @@ def read_trace(path: Path, problems: Problems) -> tuple[Bucket, ...]:
     :data:`MAX_BUCKETS` buckets: prompt-length quartiles, each split at its median output length; a
     bucket's lengths are its requests' mean lengths (rounded) and its share their fraction."""
     label = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        problems.add(label, "trace file not found")
+    table = read_csv(path, problems, not_found="trace file not found",
+                     empty="empty trace: expected a header row (prompt_tokens, output_tokens) and requests")
+    if table is None:
         return ()
-    except (OSError, UnicodeDecodeError) as e:
-        problems.add(label, f"cannot read file ({e.__class__.__name__})")
-        return ()
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        problems.add(label, "empty trace: expected a header row (prompt_tokens, output_tokens) and requests")
-        return ()
-    reader = csv.DictReader(lines)
-    header = [h.strip() for h in reader.fieldnames or []]
-    reader.fieldnames = header
-    missing = [c for c in ("prompt_tokens", "output_tokens") if c not in header]
+    missing = [c for c in ("prompt_tokens", "output_tokens") if c not in table.header]
     if missing:
         problems.add(label, f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
         return ()
     requests: list[tuple[int, int]] = []
     bad = 0
-    for i, r in enumerate(reader, start=2):
+    for i, r in table.records():
         try:
             p, o = float(r["prompt_tokens"] or ""), float(r["output_tokens"] or "")
         except ValueError:
@@ -135,7 +124,7 @@ def read_trace(path: Path, problems: Problems) -> tuple[Bucket, ...]:
         if not (p >= 1 and o >= 1 and p.is_integer() and o.is_integer()):
             bad += 1
             if bad <= 5:
-                problems.add(f"{label}:{i}", "prompt_tokens and output_tokens must be whole numbers >= 1, got "
+                problems.add(table.where(i), "prompt_tokens and output_tokens must be whole numbers >= 1, got "
                              f"{r['prompt_tokens']!r} and {r['output_tokens']!r}")
             continue
         requests.append((int(p), int(o)))

@@ -126,6 +126,9 @@ def _number(cell: str | None) -> float | None:
     return v if math.isfinite(v) else None
 
 
+Prices = dict[str, dict[str, list[tuple[float, float | None]]]]  # instance type → region → [(price, spot)] by zone
+
+
 def import_vms(paths: Sequence[Path], problems: Problems, *, cloud: str | None = None, region: str | None = None,
                as_of: str | None = None, max_nodes: int = 8) -> Imported:
     """Read SkyPilot ``vms.csv`` files into offerings rows. Bad files are problems; rows left out are listed."""
@@ -138,52 +141,11 @@ def import_vms(paths: Sequence[Path], problems: Problems, *, cloud: str | None =
             problems.add(label, f"cannot tell the cloud from the file's name or folder (pass --cloud; known: "
                                 f"{', '.join(CLOUDS)})")
             continue
-        try:
-            text = path.read_text(encoding="utf-8")
-            stamp = as_of or file_date(path).isoformat()
-        except FileNotFoundError:
-            problems.add(label, "file not found")
+        read = _read_vms(path, as_of, problems)
+        if read is None:
             continue
-        except (OSError, UnicodeDecodeError) as e:
-            problems.add(label, f"cannot read file ({e.__class__.__name__})")
-            continue
-        reader = csv.DictReader(text.splitlines())
-        header = [h.strip() for h in reader.fieldnames or []]
-        reader.fieldnames = header
-        missing = [c for c in REQUIRED if c not in header]
-        if missing:
-            problems.add(label, f"not a SkyPilot vms.csv: missing column{'s' if len(missing) > 1 else ''} "
-                                f"{', '.join(missing)} (expected {', '.join(KNOWN_COLUMNS[:10])})")
-            continue
-        # instance type → region → [(price, spot)] over its zones
-        prices: dict[str, dict[str, list[tuple[float, float | None]]]] = {}
-        gpus: dict[str, tuple[str, float]] = {}
-        bad_rows = 0
-        for i, r in enumerate(reader, start=2):
-            acc = (r.get("AcceleratorName") or "").strip()
-            it = (r.get("InstanceType") or "").strip()
-            if not acc:
-                out.cpu_rows += 1
-                continue
-            count = _number(r.get("AcceleratorCount"))
-            price = _number(r.get("Price"))
-            spot = _number(r.get("SpotPrice"))
-            reg = (r.get("Region") or "").strip()
-            if not it:
-                out.skipped.append(f"{label}:{i}: {acc} without an instance type (GCP prices attachable GPUs "
-                                   "apart from host VMs; pairing them is not supported)")
-                continue
-            if count is None or count <= 0 or count != int(count):
-                out.skipped.append(f"{label}:{i}: {it}: AcceleratorCount {r.get('AcceleratorCount')!r} is not a "
-                                   "whole number of GPUs")
-                continue
-            if price is None or price <= 0:
-                bad_rows += 1  # unpriced in this region (SkyPilot leaves Price empty there)
-                continue
-            gpus.setdefault(it, (acc, count))
-            prices.setdefault(it, {}).setdefault(reg, []).append((price, spot if spot and spot > 0 else None))
-        if bad_rows:
-            out.skipped.append(f"{label}: {bad_rows} GPU row(s) without a price left out")
+        stamp, reader = read
+        prices, gpus = _gpu_prices(reader, label, out)
         for it, by_region in sorted(prices.items()):
             acc, count = gpus[it]
             gpu = gpu_of(acc, provider, it)
@@ -197,25 +159,87 @@ def import_vms(paths: Sequence[Path], problems: Problems, *, cloud: str | None =
                 reg = region
             else:  # the cheapest region's on-demand price; ties → alphabetical, so the result is stable
                 reg = min(by_region, key=lambda g: (min(p for p, _ in by_region[g]), g))
-            zone_prices = by_region[reg]
-            price = min(p for p, _ in zone_prices)
-            spots = [s for _, s in zone_prices if s is not None]
             name = f"{provider}-{it}"
             if name in seen:
                 problems.add(label, f"instance type {it!r} is also in {seen[name]} (one file per cloud)")
                 continue
             seen[name] = label
-            out.rows.append({
-                "offering": name, "provider": provider, "gpu": gpu, "gpus_per_node": int(count),
-                "price_per_hour": round(price, 4), "spot_price_per_hour": round(min(spots), 4) if spots else "",
-                "max_nodes": max_nodes,
-                "as_of": f"{stamp} SkyPilot catalog {path.parent.name}/{path.name}, {provider} {reg}"
-                         f"{' (chosen region)' if region else ' (cheapest region)'}"
-                         f"{'' if spots else '; no spot price listed so spot = on-demand'}",
-            })
+            out.rows.append(_offering_row(name, provider, gpu, int(count), by_region[reg], max_nodes,
+                                          f"{stamp} SkyPilot catalog {path.parent.name}/{path.name}, {provider} {reg}"
+                                          f"{' (chosen region)' if region else ' (cheapest region)'}"))
     if region is not None and not out.rows and not problems:
         problems.add("--region", f"no GPU instance of a known accelerator is offered in region {region!r}")
     return out
+
+
+def _read_vms(path: Path, as_of: str | None, problems: Problems) -> tuple[str, csv.DictReader] | None:
+    """(the as-of stamp, the rows) of a vms.csv with SkyPilot's columns, or None after adding a problem."""
+    label = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        stamp = as_of or file_date(path).isoformat()
+    except FileNotFoundError:
+        problems.add(label, "file not found")
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        problems.add(label, f"cannot read file ({e.__class__.__name__})")
+        return None
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip() for h in reader.fieldnames or []]
+    reader.fieldnames = header
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        problems.add(label, f"not a SkyPilot vms.csv: missing column{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(missing)} (expected {', '.join(KNOWN_COLUMNS[:10])})")
+        return None
+    return stamp, reader
+
+
+def _gpu_prices(reader: csv.DictReader, label: str, out: Imported) -> tuple[Prices, dict[str, tuple[str, float]]]:
+    """(prices by instance type and region, instance type → (accelerator, count)) of the GPU rows;
+    rows left out are counted or listed in ``out``."""
+    prices: Prices = {}
+    gpus: dict[str, tuple[str, float]] = {}
+    bad_rows = 0
+    for i, r in enumerate(reader, start=2):
+        acc = (r.get("AcceleratorName") or "").strip()
+        it = (r.get("InstanceType") or "").strip()
+        if not acc:
+            out.cpu_rows += 1
+            continue
+        count = _number(r.get("AcceleratorCount"))
+        price = _number(r.get("Price"))
+        spot = _number(r.get("SpotPrice"))
+        reg = (r.get("Region") or "").strip()
+        if not it:
+            out.skipped.append(f"{label}:{i}: {acc} without an instance type (GCP prices attachable GPUs "
+                               "apart from host VMs; pairing them is not supported)")
+            continue
+        if count is None or count <= 0 or count != int(count):
+            out.skipped.append(f"{label}:{i}: {it}: AcceleratorCount {r.get('AcceleratorCount')!r} is not a "
+                               "whole number of GPUs")
+            continue
+        if price is None or price <= 0:
+            bad_rows += 1  # unpriced in this region (SkyPilot leaves Price empty there)
+            continue
+        gpus.setdefault(it, (acc, count))
+        prices.setdefault(it, {}).setdefault(reg, []).append((price, spot if spot and spot > 0 else None))
+    if bad_rows:
+        out.skipped.append(f"{label}: {bad_rows} GPU row(s) without a price left out")
+    return prices, gpus
+
+
+def _offering_row(name: str, provider: str, gpu: str, gpus_per_node: int, zone_prices: list[tuple[float, float | None]],
+                  max_nodes: int, source: str) -> dict[str, object]:
+    """An offerings row: the region's cheapest zone price, on demand and spot (spot = on-demand if none)."""
+    price = min(p for p, _ in zone_prices)
+    spots = [s for _, s in zone_prices if s is not None]
+    return {
+        "offering": name, "provider": provider, "gpu": gpu, "gpus_per_node": gpus_per_node,
+        "price_per_hour": round(price, 4), "spot_price_per_hour": round(min(spots), 4) if spots else "",
+        "max_nodes": max_nodes,
+        "as_of": f"{source}{'' if spots else '; no spot price listed so spot = on-demand'}",
+    }
 
 
 def unknown_lines(imported: Imported) -> list[str]:
