@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     tab = build_candidates(sc)
     rows = candidate_rows(sc, tab)
     for r in rows:  # the model's error on published rows of the layout's GPU family (None: unmeasured)
-        r["error_band_pct"] = error_band_pct(r["gpu"]) if r["kept"] and sc["perf.source"] == "roofline" else None
+        r["error_band_pct"] = error_band_pct(r["gpu"]) if r["kept"] and sc.perf.source == "roofline" else None
     if args.kept:
         rows = [r for r in rows if r["kept"]]
     if args.json:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
           *(fmt_tok_s(v) if v else "-" for v in r.get("bucket_tok_s", ())),
           "?" if r["batch"] is None else r["batch"], "?" if r["tpot_ms"] is None else f"{r['tpot_ms']:.1f}",
           fmt_money(r["cost_per_hour"]), fmt_cpt(r["cost_per_token"]) if r["cost_per_token"] else "-"]
-         + [_band_text(r["error_band_pct"], sc["perf.source"])] + ([_stages_text(r)] if mixed else []) for r in kept],
+         + [_band_text(r["error_band_pct"], sc.perf.source)] + ([_stages_text(r)] if mixed else []) for r in kept],
     ))
     dropped = [r for r in rows if not r["kept"]]
     if dropped:

@@ -57,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
             raise InputError([Problem("--budget", f"must be >= 0, got {args.budget}")])
         overrides["limits.budget"] = args.budget
     sc = load_scenario(args.scenario, overrides)
-    methods = parse_methods(args.method, has_demand=bool(sc["workload.min_throughput"] or sc["workload.request_rate"]))
+    methods = parse_methods(args.method, has_demand=bool(sc.workload.min_throughput or sc.workload.request_rate))
     prep = prepare(sc)
     if unserved := unserved_buckets(sc, prep.table):  # SPEC §5.2: every bucket needs a server
-        raise InputError([Problem(f"{sc.origin}: workload.{'trace' if sc['workload.trace'] else 'mix'}"
+        raise InputError([Problem(f"{sc.origin}: workload.{'trace' if sc.workload.trace else 'mix'}"
                                   if sc.origin else "workload.mix",
                                   f"no candidate can serve the bucket {b.describe()} "
                                   "(see `sweep candidates` for why each layout is dropped)") for b in unserved])
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     if stale := stale_prices_warning(sc.offerings.values()):
         print(stale, file=sys.stderr)  # once per solve, once the input is known good
-    if "pareto" in methods and not sc["limits.budget"] and len(prep.instance.slots) > 10 \
+    if "pareto" in methods and not sc.limits.budget and len(prep.instance.slots) > 10 \
             and not decomposes(prep.instance):  # else the frontier is merged per offering, in seconds
         print(f"note: pareto without a budget walks the whole frontier of {len(prep.instance.slots)} offerings, "
               "one MILP per point (minutes on a large catalog); --budget B bounds it", file=sys.stderr)
@@ -91,27 +91,27 @@ def _exact_best(results: list[MethodResult]) -> MethodResult | None:
 
 def describe(prep: Prepared) -> str:
     sc = prep.scenario
-    p = sc.params
+    w, lim = sc.workload, sc.limits
     extra = []
-    at_load = p["workload.ttft_slo_ms"] or p["workload.request_rate"]
-    pct = f" p{p['workload.slo_percentile']:g}" if at_load else ""
-    if p["workload.ttft_slo_ms"]:
-        extra.append(f"TTFT{pct} ≤ {p['workload.ttft_slo_ms']:g} ms at load")
-    if p["workload.tpot_slo_ms"]:
-        extra.append(f"TPOT{pct} ≤ {p['workload.tpot_slo_ms']:g} ms")
-    if p["workload.min_throughput"]:
-        extra.append(f"≥ {p['workload.min_throughput']:g} tok/s")
-    if p["workload.request_rate"]:
-        extra.append(f"≥ {p['workload.request_rate']:g} requests/s")
-    if p["limits.budget"]:
-        extra.append(f"budget ${p['limits.budget']:g}/h")
-    if p["limits.max_gpus"]:
-        extra.append(f"≤ {p['limits.max_gpus']} GPUs")
+    at_load = w.ttft_slo_ms or w.request_rate
+    pct = f" p{w.slo_percentile:g}" if at_load else ""
+    if w.ttft_slo_ms:
+        extra.append(f"TTFT{pct} ≤ {w.ttft_slo_ms:g} ms at load")
+    if w.tpot_slo_ms:
+        extra.append(f"TPOT{pct} ≤ {w.tpot_slo_ms:g} ms")
+    if w.min_throughput:
+        extra.append(f"≥ {w.min_throughput:g} tok/s")
+    if w.request_rate:
+        extra.append(f"≥ {w.request_rate:g} requests/s")
+    if lim.budget:
+        extra.append(f"budget ${lim.budget:g}/h")
+    if lim.max_gpus:
+        extra.append(f"≤ {lim.max_gpus} GPUs")
     lengths = (f"a request mix of {len(sc.mix)} buckets ({float(sc.mean_output_tokens):,.1f} output tokens "
                f"per request: {'; '.join(b.describe() for b in sc.mix)})" if sc.mix else
-               f"{p['workload.prompt_tokens']} prompt + {p['workload.output_tokens']} output tokens")
-    return (f"scenario {sc.origin or '-'} (id {prep.scenario_id}): {sc.model.model} {p['perf.dtype']}, "
-            f"{lengths}, {p['catalog.price'].replace('_', '-')} prices" + (", " + ", ".join(extra) if extra else "")
+               f"{w.prompt_tokens} prompt + {w.output_tokens} output tokens")
+    return (f"scenario {sc.origin or '-'} (id {prep.scenario_id}): {sc.model.model} {sc.perf.dtype}, "
+            f"{lengths}, {sc.settings.catalog.price.replace('_', '-')} prices" + (", " + ", ".join(extra) if extra else "")
             + f"\ncandidates: {len(prep.table.kept)} kept, {len(prep.table.dropped)} dropped "
               f"(see `sweep candidates`), {len(prep.instance.slots)} offerings in play"
             + ("\nmixed-GPU pipelines built: no single-offering layout holds the model (perf.mixed = \"auto\")"

@@ -25,10 +25,13 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.errors import InputError, Problem
 from sweep.inputs.skypilot_catalog import sky_accelerator
+
+if TYPE_CHECKING:
+    from sweep.inputs.scenario import Scenario
 
 PORT = 8000
 # sweep model name (sweep/data/models.csv) → Hugging Face repository vLLM loads
@@ -373,21 +376,21 @@ def plan_from_solve(prep: Any, result: Any, hf_model: str | None = None) -> Plan
                  float(fleet.cost_per_token or 0.0), groups, hf_model)
 
 
-def _group(i: int, a: dict, sc: Any, batch: int | None, thr: float) -> Group:
+def _group(i: int, a: dict, sc: Scenario, batch: int | None, thr: float) -> Group:
     o = sc.catalog.offerings.get(a["offering"], None)
     stages = tuple(dict(s) for s in (a.get("stages") or ()))
     return Group(i, a["offering"], o.provider if o else "", a["gpu"], int(a["tp"]), int(a["pp"]), int(a["replicas"]),
                  int(a["nodes"]), o.gpus_per_node if o else 1,
                  # a profile without a batch column: the engine's largest batch (perf.max_batch)
-                 int(batch) if batch is not None else int(sc["perf.max_batch"]), thr, stages)
+                 int(batch) if batch is not None else int(sc.perf.max_batch), thr, stages)
 
 
-def _plan(sc: Any, sid: str, method: str, cph: float, thr: float, cpt: float, groups: list[Group],
+def _plan(sc: Scenario, sid: str, method: str, cph: float, thr: float, cpt: float, groups: list[Group],
           hf_model: str | None) -> Plan:
-    p = sc.params
-    return Plan(sid, sc.origin, method, sc.model.model, hf_model_of(sc.model.model, hf_model), p["perf.dtype"],
-                int(p["workload.prompt_tokens"]), int(p["workload.output_tokens"]), p["catalog.price"] == "spot",
-                float(p["perf.mem_fraction"]), cph, thr, cpt, tuple(groups))
+    w = sc.workload
+    return Plan(sid, sc.origin, method, sc.model.model, hf_model_of(sc.model.model, hf_model), sc.perf.dtype,
+                int(w.prompt_tokens), int(w.output_tokens), sc.spot,
+                float(sc.perf.mem_fraction), cph, thr, cpt, tuple(groups))
 
 
 def scenario_of_results(res: Any, sid: str) -> Any:

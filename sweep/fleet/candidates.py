@@ -26,7 +26,7 @@ from sweep.inputs.scenario import ProfileRow, Scenario
 def _profile_rows(sc: Scenario) -> list[ProfileRow]:
     """The profile rows of this workload: rows measured at its prompt/output lengths win over rows
     without lengths (which apply to every workload); rows at other lengths are not this workload's."""
-    p, o = sc["workload.prompt_tokens"], sc["workload.output_tokens"]
+    p, o = sc.workload.prompt_tokens, sc.workload.output_tokens
     rows: dict[tuple[str, int, int], ProfileRow] = {}
     for row in sc.profile:
         key = (row.offering, row.tp, row.pp)
@@ -39,7 +39,7 @@ def _profile_rows(sc: Scenario) -> list[ProfileRow]:
 
 def _from_profile(sc: Scenario, knobs: Knobs) -> dict[tuple[str, int, int], Candidate]:
     out: dict[tuple[str, int, int], Candidate] = {}
-    slo = sc["workload.tpot_slo_ms"]
+    slo = sc.workload.tpot_slo_ms
     for row in _profile_rows(sc):
         if row.offering not in sc.offerings:
             continue  # filtered out by catalog.only
@@ -101,17 +101,17 @@ def build_candidates(sc: Scenario, prune: bool = True) -> CandidateTable:
     """All candidates of a scenario, kept and dropped (with reasons), in a stable order."""
     if sc.mix:
         return _mix_candidates(sc, prune)
-    knobs = Knobs.from_params(sc.params, sc.calibration)
+    knobs = Knobs.from_settings(sc.perf, sc.calibration)
     wl = workload_of(sc)
-    source = sc["perf.source"]
+    source = sc.perf.source
     table: dict[tuple[str, int, int], Candidate] = {}
     if source in ("profile", "profile+roofline"):
         table.update(_from_profile(sc, knobs))
     if source in ("roofline", "profile+roofline"):
         memo: dict[tuple, Estimate] = {}
         for name in sorted(sc.offerings):
-            for tp in sc["perf.tp"]:
-                for pp in sc["perf.pp"]:
+            for tp in sc.perf.tp:
+                for pp in sc.perf.pp:
                     if (name, tp, pp) in table:
                         continue
                     base = layout(sc, name, tp, pp)
@@ -189,8 +189,8 @@ def unserved_buckets(sc: Scenario, table: CandidateTable) -> list[Bucket]:
 def mixed_mode(sc: Scenario, single: list[Candidate]) -> str:
     """SPEC §4.1: ``perf.mixed = "auto"`` builds mixed pipelines when no single-offering layout holds
     the model (none is kept); true always, false never (then "off" when they would have been built)."""
-    setting = sc["perf.mixed"]
-    needed = sc["perf.source"] != "profile" and not any(c.kept for c in single)
+    setting = sc.perf.mixed
+    needed = sc.perf.source != "profile" and not any(c.kept for c in single)
     if setting is True:
         return "on"
     if setting == "auto":

@@ -64,8 +64,9 @@ class CandidateTable:
 
 
 def workload_of(sc: Scenario) -> Workload:
-    return Workload(sc["workload.prompt_tokens"], sc["workload.output_tokens"], sc["workload.tpot_slo_ms"], sc["perf.dtype"],
-                    timing=at_load_limits(sc) is not None, ttft_slo_ms=sc["workload.ttft_slo_ms"])
+    w = sc.workload
+    return Workload(w.prompt_tokens, w.output_tokens, w.tpot_slo_ms, sc.perf.dtype,
+                    timing=at_load_limits(sc) is not None, ttft_slo_ms=w.ttft_slo_ms)
 
 
 def at_load_limits(sc: Scenario) -> tuple[float | None, float | None, float] | None:
@@ -73,11 +74,12 @@ def at_load_limits(sc: Scenario) -> tuple[float | None, float | None, float] | N
     (SPEC §4.2), or None when nothing is: without a TTFT limit or a request rate the TPOT limit only
     caps the batch (as it always does), and with a request rate but no latency limit every rate up to
     the batch-limited throughput is usable."""
-    ttft = sc["workload.ttft_slo_ms"] or None
-    tpot = (sc["workload.tpot_slo_ms"] or None) if (ttft or sc["workload.request_rate"]) else None
+    w = sc.workload
+    ttft = w.ttft_slo_ms or None
+    tpot = (w.tpot_slo_ms or None) if (ttft or w.request_rate) else None
     if ttft is None and tpot is None:
         return None
-    return ttft, tpot, sc["workload.slo_percentile"]
+    return ttft, tpot, w.slo_percentile
 
 
 @lru_cache(maxsize=8192)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
@@ -41,6 +41,7 @@ from pathlib import Path
 from sweep.fleet.latency import ReplicaTiming
 from sweep.inputs.calibration import Family
 from sweep.inputs.catalog import Gpu, Model
+from sweep.inputs.settings import DEFAULTS, PerfSettings, settings_of
 
 DTYPE_BYTES = {"bf16": None, "fp8": (1.0, 1.0), "int4": (0.5, 1.0)}  # (weight, kv); None = the model's own
 ACT_BYTES = 2.0  # activations exchanged by all-reduce and between stages stay 16-bit
@@ -92,35 +93,42 @@ class Knobs:
     and ``overhead_gb`` (GB per GPU) that the KV cache may use; ``allreduce_latency_us``: fixed cost of a
     stage-to-stage hop, and of an all-reduce for a family without its own, µs; ``tp_loss``: fractional
     slowdown of a stage's step per doubling of TP; ``families``: the per-family fractions in use.
+    The scenario's ``perf.*`` knobs default to the schema's defaults (:data:`sweep.inputs.scenario.SCHEMA`).
     """
 
-    bw_efficiency: float = 1.0
-    compute_efficiency: float = 1.0
-    prefill_efficiency: float = 1.0
-    mem_fraction: float = 0.90
-    overhead_gb: float = 1.5
-    allreduce_latency_us: float = 8.0
-    min_batch: int = 1
-    max_batch: int = 256
+    bw_efficiency: float = DEFAULTS.perf.bw_efficiency
+    compute_efficiency: float = DEFAULTS.perf.compute_efficiency
+    prefill_efficiency: float = DEFAULTS.perf.prefill_efficiency
+    mem_fraction: float = DEFAULTS.perf.mem_fraction
+    overhead_gb: float = DEFAULTS.perf.overhead_gb
+    allreduce_latency_us: float = DEFAULTS.perf.allreduce_latency_us
+    min_batch: int = DEFAULTS.perf.min_batch
+    max_batch: int = DEFAULTS.perf.max_batch
     tp_loss: float = TP_LOSS
     seq_step_us: float = SEQ_STEP_US
     families: tuple[Family, ...] = field(default_factory=_default_families)
 
     @classmethod
-    def from_params(cls, params: dict, calibration: Sequence[Family] = ()) -> Knobs:
+    def from_settings(cls, perf: PerfSettings, calibration: Sequence[Family] = ()) -> Knobs:
+        """A scenario's knobs (its ``perf.*`` settings), with a calibration file's families."""
         knobs = cls(
-            bw_efficiency=params["perf.bw_efficiency"],
-            compute_efficiency=params["perf.compute_efficiency"],
-            prefill_efficiency=params["perf.prefill_efficiency"],
-            mem_fraction=params["perf.mem_fraction"],
-            overhead_gb=params["perf.overhead_gb"],
-            allreduce_latency_us=params["perf.allreduce_latency_us"],
-            min_batch=params["perf.min_batch"],
-            max_batch=params["perf.max_batch"],
+            bw_efficiency=perf.bw_efficiency,
+            compute_efficiency=perf.compute_efficiency,
+            prefill_efficiency=perf.prefill_efficiency,
+            mem_fraction=perf.mem_fraction,
+            overhead_gb=perf.overhead_gb,
+            allreduce_latency_us=perf.allreduce_latency_us,
+            min_batch=perf.min_batch,
+            max_batch=perf.max_batch,
         )
         for fam in calibration:  # a calibration file's families replace the built-in ones of the same name
             knobs = knobs.with_family(fam)
         return knobs
+
+    @classmethod
+    def from_params(cls, params: Mapping, calibration: Sequence[Family] = ()) -> Knobs:
+        """The same from resolved dotted-key values (every key of the schema)."""
+        return cls.from_settings(settings_of(params).perf, calibration)
 
     def family(self, gpu: Gpu) -> Family:
         """The sustained fractions for this GPU (its family's, else the 'default' row's)."""

@@ -54,8 +54,9 @@ from sweep.fleet.perf import (
     stage_prefill_s,
     stage_step_s,
 )
-from sweep.inputs.catalog import COST_UNITS_PER_DOLLAR, Gpu
-from sweep.inputs.scenario import Scenario, parse_link_entry
+from sweep.inputs.catalog import Gpu
+from sweep.inputs.scenario import Scenario
+from sweep.inputs.schema import parse_link_entry
 
 
 def link_overrides(sc: Scenario) -> dict[frozenset[str], float]:
@@ -63,7 +64,7 @@ def link_overrides(sc: Scenario) -> dict[frozenset[str], float]:
     offering missing from the catalog (ones filtered out by ``catalog.only`` are ignored)."""
     out: dict[frozenset[str], float] = {}
     bad: list[Problem] = []
-    for entry in sc["perf.link_gbps"]:
+    for entry in sc.perf.link_gbps:
         parsed = parse_link_entry(entry)
         if isinstance(parsed, str):
             bad.append(Problem("perf.link_gbps", parsed))
@@ -268,7 +269,7 @@ class _Splitter:
 
 def _stage_tps(sc: Scenario, name: str) -> list[int]:
     gpn = sc.offerings[name].gpus_per_node
-    return [tp for tp in sorted(set(sc["perf.tp"])) if tp <= gpn and gpn % tp == 0 and sc.model.heads % tp == 0]
+    return [tp for tp in sorted(set(sc.perf.tp)) if tp <= gpn and gpn % tp == 0 and sc.model.heads % tp == 0]
 
 
 def _compositions(total_max: int, parts: int) -> Iterator[tuple[int, ...]]:
@@ -280,10 +281,10 @@ def _compositions(total_max: int, parts: int) -> Iterator[tuple[int, ...]]:
 
 def templates(sc: Scenario, overrides: dict[frozenset[str], float]) -> Iterator[tuple[Block, ...]]:
     """Every template of the space (module docstring), blocks unordered (by offering name)."""
-    max_types = sc["perf.max_gpu_types"]
-    max_stages = sc["perf.max_stages"]
-    max_gpus = sc["limits.max_gpus"]
-    budget_units = math.floor(sc["limits.budget"] * COST_UNITS_PER_DOLLAR + 1e-9) if sc["limits.budget"] else 0
+    max_types = sc.perf.max_gpu_types
+    max_stages = sc.perf.max_stages
+    max_gpus = sc.limits.max_gpus
+    budget_units = sc.limits.budget_units
     names = sorted(n for n in sc.offerings if _stage_tps(sc, n))
     for r in range(2, min(max_types, max_stages) + 1):
         for combo in itertools.combinations(names, r):
@@ -345,13 +346,13 @@ def _candidate(sc: Scenario, blocks: Sequence[Block], layers: Sequence[int], est
 
 def _homogeneous(sc: Scenario, knobs: Knobs, wl: Workload) -> list[Candidate]:
     """The roofline homogeneous candidates, as dominators (only when they will be in the table)."""
-    if sc["perf.source"] != "roofline":
+    if sc.perf.source != "roofline":
         return []
 
     out = []
     for name in sc.offerings:
-        for tp in sc["perf.tp"]:
-            for pp in sc["perf.pp"]:
+        for tp in sc.perf.tp:
+            for pp in sc.perf.pp:
                 base = layout(sc, name, tp, pp)
                 if not isinstance(base, str):
                     c = roofline(sc, base, knobs, wl)
@@ -410,7 +411,7 @@ def mixed_candidates(sc: Scenario, knobs: Knobs, wl: Workload, prune: bool = Tru
     """
     overrides = link_overrides(sc)
     splitter = _Splitter(sc, knobs, wl)
-    cap = sc["perf.max_mixed"] if prune else 0
+    cap = sc.perf.max_mixed if prune else 0
     doms = _Dominators()
     if prune:
         for c in _homogeneous(sc, knobs, wl):

@@ -252,18 +252,30 @@ def build_report(res: Any, scenarios: list[str] | None = None, max_scenarios: in
              f"tasks {_e((manifest.get('tasks') or {}).get('done', '?'))}/{_e((manifest.get('tasks') or {}).get('total', '?'))}"
              f" · updated {_e(manifest.get('updated', '?'))} · page written "
              f"{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}</p>"]
-    # filters
     if varying:
-        sel = []
-        for c in varying:
-            values = sorted({str(p[c]) for p in params.values()}, key=lambda v: (_num(v) is None, _num(v) or 0, v))
-            opts = "".join(f"<option value='{_e(v)}'>{_e(v)}</option>" for v in values)
-            sel.append(f"<label title='{_e(c)}'>{_e(short(c))} <select class='f' data-k='{_e(c)}'><option value=''>all</option>{opts}"
-                       "</select></label>")
-        parts.append("<h2>Filter by parameter</h2><div class='filters'>" + "".join(sel) +
-                     "<button id='reset' type='button'>reset</button> <span id='count' class='muted'></span></div>")
-    # audit
-    parts.append("<h2>Audit: how each method compares with the exact optimum</h2>")
+        parts.append(_filters_html(varying, params))
+    parts += _audit_html(audit)
+    parts += _best_html(ids, best, params, varying)
+    parts += _frontiers_html(chosen, len(ids) if not scenarios else 0, best, front, params)
+    parts.append(f"<p class='muted'>versions: {_e(json.dumps(manifest.get('versions', {})))}</p>")
+    parts.append(f"<script>{JS}</script></body></html>")
+    return "\n".join(parts)
+
+
+def _filters_html(varying: list[str], params: dict[str, dict[str, Any]]) -> str:
+    """A select per parameter that varies across the scenarios (the page's script filters by them)."""
+    sel = []
+    for c in varying:
+        values = sorted({str(p[c]) for p in params.values()}, key=lambda v: (_num(v) is None, _num(v) or 0, v))
+        opts = "".join(f"<option value='{_e(v)}'>{_e(v)}</option>" for v in values)
+        sel.append(f"<label title='{_e(c)}'>{_e(short(c))} <select class='f' data-k='{_e(c)}'><option value=''>all</option>{opts}"
+                   "</select></label>")
+    return ("<h2>Filter by parameter</h2><div class='filters'>" + "".join(sel) +
+            "<button id='reset' type='button'>reset</button> <span id='count' class='muted'></span></div>")
+
+
+def _audit_html(audit: Any) -> list[str]:
+    parts = ["<h2>Audit: how each method compares with the exact optimum</h2>"]
     if audit is not None and not audit.empty:
         cols = list(audit.columns)
         rows = [[_e(_fmt(v) if not isinstance(v, str) else v) for v in r] for r in audit.itertuples(index=False)]
@@ -272,8 +284,12 @@ def build_report(res: Any, scenarios: list[str] | None = None, max_scenarios: in
                      "minimum; gaps are % above it; no_fleet: scenarios where the method found none.</p>")
     else:
         parts.append("<p class='muted'>no exact method in this sweep: nothing to compare with</p>")
-    # best fleets: per scenario, the least $/token over all methods (an exact method's answer when proven)
-    parts.append("<h2>Best fleet of each scenario</h2>")
+    return parts
+
+
+def _best_html(ids: list[str], best: Any, params: dict[str, dict[str, Any]], varying: list[str]) -> list[str]:
+    """Per scenario, the least $/token over all methods (an exact method's answer when proven)."""
+    parts = ["<h2>Best fleet of each scenario</h2>"]
     headers = ["scenario", *map(short, varying), "method", "$/token", "tok/s", "$/h", "GPUs", "fleet"]
     rows, attrs = [], []
     for sid in ids:
@@ -291,10 +307,16 @@ def build_report(res: Any, scenarios: list[str] | None = None, max_scenarios: in
         attrs.append(_params_attr(params[sid]))
     n0 = 1 + len(varying)
     parts.append("<div class='scroll'>" + _table(headers, rows, {n0 + 1, n0 + 2, n0 + 3, n0 + 4}, attrs) + "</div>")
-    # frontiers
-    parts.append("<h2>Frontier and method answers per scenario</h2>")
-    if not scenarios and len(ids) > len(chosen):
-        parts.append(f"<p class='note'>Showing the first {len(chosen)} of {len(ids)} scenarios (in sweep order); "
+    return parts
+
+
+def _frontiers_html(chosen: list[str], n_all: int, best: Any, front: Any, params: dict[str, dict[str, Any]]
+                    ) -> list[str]:
+    """A card per chosen scenario: its frontier and the methods' answers as a picture and a table.
+    ``n_all``: the number of scenarios when the chosen ones are the first few (0 when chosen by id)."""
+    parts = ["<h2>Frontier and method answers per scenario</h2>"]
+    if n_all > len(chosen):
+        parts.append(f"<p class='note'>Showing the first {len(chosen)} of {n_all} scenarios (in sweep order); "
                      "choose others with <code>sweep report RESULTS --scenario ID...</code> or raise "
                      "<code>--max-scenarios</code>.</p>")
     methods = sorted(set(best["method"]), key=lambda m: list(COLORS).index(m) if m in COLORS else 99)
@@ -317,9 +339,7 @@ def build_report(res: Any, scenarios: list[str] | None = None, max_scenarios: in
                      + (_table(["method", "$/token", "tok/s", "$/h", "fleet"], rows, {1, 2, 3}) if rows else
                         "<p class='muted'>no method found a fleet (limits cannot be met)</p>") + "</div>")
     parts.append("</div>")
-    parts.append(f"<p class='muted'>versions: {_e(json.dumps(manifest.get('versions', {})))}</p>")
-    parts.append(f"<script>{JS}</script></body></html>")
-    return "\n".join(parts)
+    return parts
 
 
 def write_report(text: str, out: Path) -> None:

@@ -33,6 +33,7 @@ STYLE: dict[str, dict[str, Any]] = {
 }
 _OTHER = {"marker": "o", "color": "#7f7f7f", "ms": 8}
 FRONTIER_COLOR = "#4c72b0"
+Row = dict[str, Any]  # one result row, by column
 
 
 def pick_scenario(res: Results, scenario: str | None) -> str:
@@ -131,20 +132,7 @@ def plot_frontier(res: Results, out: str | Path, scenario: str | None = None) ->
     (.png, .svg or .pdf). Returns the scenario id drawn. Raises InputError on bad input."""
     path = _check_out(out)
     sid = pick_scenario(res, scenario)
-    con = res.connect(["scenarios", "frontier", "best", "solutions"])  # the dataset read once
-    try:
-        def rows(q: str) -> list[dict[str, Any]]:
-            return con.sql(q, params=[sid]).to_arrow_table().to_pylist()
-
-        info = ([*rows("SELECT * FROM scenarios WHERE scenario_id = ?"), {"scenario_id": sid}])[0]
-        front = rows("SELECT * FROM frontier WHERE scenario_id = ? ORDER BY cost_per_hour")
-        answers = rows("SELECT * FROM best WHERE scenario_id = ?")
-        points = rows("SELECT * FROM solutions WHERE scenario_id = ? AND method = 'enumeration' "
-                      "AND cost_per_hour IS NOT NULL AND throughput_tok_s > 0")
-        statuses = sorted({r["status"] for r in rows("SELECT status FROM solutions WHERE scenario_id = ?")})
-    finally:
-        con.close()
-
+    info, front, answers, points, statuses = _frontier_rows(res, sid)
     exact = [a for a in answers if a["method"] in EXACT_METHODS and a["status"] == Status.OPTIMAL]
     pool = exact or front or answers
     opt = min(pool, key=lambda r: (r["cost_per_token"], -r["throughput_tok_s"])) if pool else None
@@ -153,17 +141,7 @@ def plot_frontier(res: Results, out: str | Path, scenario: str | None = None) ->
     fig, ax = _figure(13.5, 6.8)
     xs = [r["cost_per_hour"] for r in (*front, *answers, *points)]
     ys = [r["throughput_tok_s"] for r in (*front, *answers, *points)]
-    if front:
-        fx = [r["cost_per_hour"] for r in front]
-        fy = [r["throughput_tok_s"] for r in front]
-        ax.step(fx, fy, where="post", color=FRONTIER_COLOR, lw=1.8, alpha=0.85, zorder=2,
-                label=f"exact frontier ({len(front)} points): most tok/s for a $/h")
-        ax.plot(fx, fy, "o", ms=3.5, color=FRONTIER_COLOR, zorder=3)
-    if points:
-        ax.plot([r["cost_per_hour"] for r in points], [r["throughput_tok_s"] for r in points], ".",
-                color=STYLE["enumeration"]["color"], alpha=0.45, ms=7, zorder=3,
-                label=f"enumeration's budget points ({len(points)} with a fleet)")
-
+    _draw_frontier(ax, front, points)
     budget = info.get("limits_budget")
     if budget and xs and budget <= max(xs) * 1.5:  # near enough to the data to be worth showing
         xs.append(budget)
@@ -172,35 +150,11 @@ def plot_frontier(res: Results, out: str | Path, scenario: str | None = None) ->
                 fontsize=9, ha="right", va="center", rotation=90)
     log = _span(xs) > LOG_SPAN or _span(ys) > LOG_SPAN
     if opt:
-        import numpy as np
-
-        cpt = opt["cost_per_token"]
-        lo, hi = min(v for v in xs if v > 0) / 1.5, max(xs) * 1.5
-        line_x = np.geomspace(lo, hi, 50) if log else np.linspace(0, hi, 50)
-        ax.plot(line_x, line_x / (cpt * 3600), ls="--", lw=1, color="#999999", zorder=1,
-                label="same $/token as the optimum (all fleets on or below)")
-        ax.plot([opt["cost_per_hour"]], [opt["throughput_tok_s"]], marker="*", ms=30, color="#ffd21f",
-                markeredgecolor="black", markeredgewidth=1.0, ls="none", zorder=4, label=opt_label)
-
-    order = {m: i for i, m in enumerate(ALL_METHODS)}
-    for a in sorted(answers, key=lambda r: order.get(r["method"], 99)):
-        st = STYLE.get(a["method"], _OTHER)
-        gap = "" if not opt else f" ({(a['cost_per_token'] / opt['cost_per_token'] - 1) * 100:+.2f}%)"
-        face = "none" if st.get("hollow") else st["color"]
-        ax.plot([a["cost_per_hour"]], [a["throughput_tok_s"]], marker=st["marker"], ms=st["ms"], ls="none",
-                markerfacecolor=face, markeredgecolor=st["color"], markeredgewidth=2.2 if st.get("hollow") else 1,
-                zorder=5, label=f"{a['method']}: {_cpt(a['cost_per_token'])}/token{gap}")
-
+        _draw_optimum(ax, opt, opt_label, xs, log)
+    _draw_answers(ax, answers, opt)
     _axes(ax, xs, ys, log)
     if opt:
-        text = (f"min $/token: {_cpt(opt['cost_per_token'])}  (${opt['cost_per_token'] * 1e6:.4f} per M tokens)\n"
-                f"{opt['throughput_tok_s']:,.0f} tok/s at {_money(opt['cost_per_hour'])}/h, {opt.get('gpus') or '?'} GPUs"
-                + (f" ({opt['method']})" if opt.get("method") else " (frontier)"))
-        ax.annotate(text, xy=(opt["cost_per_hour"], opt["throughput_tok_s"]), xycoords="data",
-                    xytext=(0.02, 0.97), textcoords="axes fraction", ha="left", va="top", fontsize=10,
-                    bbox={"boxstyle": "round,pad=0.4", "fc": "#fff8d6", "ec": "#b8a100"},
-                    arrowprops={"arrowstyle": "->", "color": "#8a7a00", "lw": 1.2,
-                                "connectionstyle": "arc3,rad=0"}, zorder=6)
+        _annotate_optimum(ax, opt)
     if not answers:
         ax.text(0.5, 0.5, "no fleet for this scenario\n(methods: " + (", ".join(statuses) or "no results yet") + ")",
                 transform=ax.transAxes, ha="center", va="center", color="#777777", fontsize=13)
@@ -212,6 +166,76 @@ def plot_frontier(res: Results, out: str | Path, scenario: str | None = None) ->
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False, borderaxespad=0)
     _save(fig, path)
     return sid
+
+
+
+def _frontier_rows(res: Results, sid: str) -> tuple[Row, list[Row], list[Row], list[Row], list[str]]:
+    """One scenario's (parameters, frontier by cost, best answers, enumeration's points with a fleet,
+    statuses), the dataset read once."""
+    con = res.connect(["scenarios", "frontier", "best", "solutions"])
+    try:
+        def rows(q: str) -> list[Row]:
+            return con.sql(q, params=[sid]).to_arrow_table().to_pylist()
+
+        info = ([*rows("SELECT * FROM scenarios WHERE scenario_id = ?"), {"scenario_id": sid}])[0]
+        front = rows("SELECT * FROM frontier WHERE scenario_id = ? ORDER BY cost_per_hour")
+        answers = rows("SELECT * FROM best WHERE scenario_id = ?")
+        points = rows("SELECT * FROM solutions WHERE scenario_id = ? AND method = 'enumeration' "
+                      "AND cost_per_hour IS NOT NULL AND throughput_tok_s > 0")
+        statuses = sorted({r["status"] for r in rows("SELECT status FROM solutions WHERE scenario_id = ?")})
+    finally:
+        con.close()
+    return info, front, answers, points, statuses
+
+
+def _draw_frontier(ax: Any, front: list[Row], points: list[Row]) -> None:
+    """The exact frontier as a staircase, and enumeration's budget points."""
+    if front:
+        fx = [r["cost_per_hour"] for r in front]
+        fy = [r["throughput_tok_s"] for r in front]
+        ax.step(fx, fy, where="post", color=FRONTIER_COLOR, lw=1.8, alpha=0.85, zorder=2,
+                label=f"exact frontier ({len(front)} points): most tok/s for a $/h")
+        ax.plot(fx, fy, "o", ms=3.5, color=FRONTIER_COLOR, zorder=3)
+    if points:
+        ax.plot([r["cost_per_hour"] for r in points], [r["throughput_tok_s"] for r in points], ".",
+                color=STYLE["enumeration"]["color"], alpha=0.45, ms=7, zorder=3,
+                label=f"enumeration's budget points ({len(points)} with a fleet)")
+
+
+def _draw_optimum(ax: Any, opt: Row, label: str, xs: list[float], log: bool) -> None:
+    """The optimum as a star, and the line of fleets at its $/token (every fleet is on or below it)."""
+    import numpy as np
+
+    cpt = opt["cost_per_token"]
+    lo, hi = min(v for v in xs if v > 0) / 1.5, max(xs) * 1.5
+    line_x = np.geomspace(lo, hi, 50) if log else np.linspace(0, hi, 50)
+    ax.plot(line_x, line_x / (cpt * 3600), ls="--", lw=1, color="#999999", zorder=1,
+            label="same $/token as the optimum (all fleets on or below)")
+    ax.plot([opt["cost_per_hour"]], [opt["throughput_tok_s"]], marker="*", ms=30, color="#ffd21f",
+            markeredgecolor="black", markeredgewidth=1.0, ls="none", zorder=4, label=label)
+
+
+def _draw_answers(ax: Any, answers: list[Row], opt: Row | None) -> None:
+    """Each method's answer in its own marker, labelled with its $/token and its distance from the optimum."""
+    order = {m: i for i, m in enumerate(ALL_METHODS)}
+    for a in sorted(answers, key=lambda r: order.get(r["method"], 99)):
+        st = STYLE.get(a["method"], _OTHER)
+        gap = "" if not opt else f" ({(a['cost_per_token'] / opt['cost_per_token'] - 1) * 100:+.2f}%)"
+        face = "none" if st.get("hollow") else st["color"]
+        ax.plot([a["cost_per_hour"]], [a["throughput_tok_s"]], marker=st["marker"], ms=st["ms"], ls="none",
+                markerfacecolor=face, markeredgecolor=st["color"], markeredgewidth=2.2 if st.get("hollow") else 1,
+                zorder=5, label=f"{a['method']}: {_cpt(a['cost_per_token'])}/token{gap}")
+
+
+def _annotate_optimum(ax: Any, opt: Row) -> None:
+    text = (f"min $/token: {_cpt(opt['cost_per_token'])}  (${opt['cost_per_token'] * 1e6:.4f} per M tokens)\n"
+            f"{opt['throughput_tok_s']:,.0f} tok/s at {_money(opt['cost_per_hour'])}/h, {opt.get('gpus') or '?'} GPUs"
+            + (f" ({opt['method']})" if opt.get("method") else " (frontier)"))
+    ax.annotate(text, xy=(opt["cost_per_hour"], opt["throughput_tok_s"]), xycoords="data",
+                xytext=(0.02, 0.97), textcoords="axes fraction", ha="left", va="top", fontsize=10,
+                bbox={"boxstyle": "round,pad=0.4", "fc": "#fff8d6", "ec": "#b8a100"},
+                arrowprops={"arrowstyle": "->", "color": "#8a7a00", "lw": 1.2,
+                            "connectionstyle": "arc3,rad=0"}, zorder=6)
 
 
 def _axes(ax: Any, xs: list[float], ys: list[float], log: bool) -> None:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from sweep.errors import InputError, Problem
 from sweep.inputs.catalog import COST_UNITS_PER_DOLLAR
-from sweep.inputs.scenario import SCHEMA
+from sweep.inputs.schema import SCHEMA
 from sweep.vocab import ALL_METHODS, AT_OPTIMUM_REL, EXACT_METHODS, HAS_FLEET_SQL, RATIO_SQL
 
 # pyarrow, numpy, pandas and duckdb are imported where used: `import sweep` (every CLI command)
@@ -462,7 +462,7 @@ class Results:
         cols = _column_names(con, view)
         unknown = unknown_dotted_names(where, set(cols))
         if unknown:
-            from sweep.inputs.scenario import SCHEMA
+            from sweep.inputs.schema import SCHEMA
 
             keys = [k for k in SCHEMA if "." in k and k.replace(".", "_") in cols]
             raise InputError([Problem("--where", f"unknown key {name!r} (valid dotted keys: {', '.join(keys)}; "

@@ -224,16 +224,15 @@ def instance_of(sc: Scenario, table: CandidateTable) -> Instance:
         Slot(o, sc.offerings[o].gpu, sc.offerings[o].gpus_per_node, sc.price_units(o), sc.offerings[o].max_nodes)
         for o in used
     )
-    budget = sc["limits.budget"]
     return Instance(
         slots=slots,
         candidates=table.kept,
-        budget_units=math.floor(budget * COST_UNITS_PER_DOLLAR + 1e-9) if budget else 0,
-        max_gpus=sc["limits.max_gpus"],
-        min_throughput_tok_s=float(sc["workload.min_throughput"]),
-        solver=sc["solver.name"],
-        time_limit_s=sc["solver.time_limit_s"],
-        request_rate=sc["workload.request_rate"],  # Λ ≥ rate ⟺ T ≥ rate·ō (SPEC §5.2)
+        budget_units=sc.limits.budget_units,
+        max_gpus=sc.limits.max_gpus,
+        min_throughput_tok_s=float(sc.workload.min_throughput),
+        solver=sc.solver.name,
+        time_limit_s=sc.solver.time_limit_s,
+        request_rate=sc.workload.request_rate,  # Λ ≥ rate ⟺ T ≥ rate·ō (SPEC §5.2)
         per_request=sc.mean_output_tokens,
         shares=tuple(b.share for b in sc.mix),
         outputs=tuple(b.output_tokens for b in sc.mix),
@@ -424,13 +423,13 @@ def routed_throughput(prob: pulp.LpProblem, inst: Instance, x: Mapping[int, pulp
     the throughput, and a bucket row reads Σ_c (thr_{c,b}·ō/(o_b·t_scale))·w_{c,b} ≥ s_b·L.
     ``x``: the replica counts (or their images) of the candidates that may be used."""
     per_request = float(inst.per_request)
-    L = prob.add_variable(f"{prefix}L", 0, None)
+    L = prob.add_variable(f"{prefix}rL", 0, None)  # r…: names apart from every other model's (CBC reads them)
     into: list[list[tuple[pulp.LpVariable, float]]] = [[] for _ in inst.shares]
     for c, xc in x.items():
         ws = []
         for b, (rate_tok_s, out_tokens) in enumerate(zip(inst.candidates[c].rates_tok_s, inst.outputs, strict=True)):
             if rate_tok_s > 0:
-                w = prob.add_variable(f"{prefix}w{c}_{b}", 0, inst.replica_bound(c))
+                w = prob.add_variable(f"{prefix}rw{c}_{b}", 0, inst.replica_bound(c))
                 into[b].append((w, rate_tok_s * per_request / (out_tokens * t_scale)))
                 ws.append(w)
         if ws:

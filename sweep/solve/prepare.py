@@ -33,7 +33,7 @@ class Prepared:
 
 def prepare(sc: Scenario) -> Prepared:
     table = build_candidates(sc)
-    return Prepared(sc, table, instance_of(sc, table), MethodParams.from_params(sc.params))
+    return Prepared(sc, table, instance_of(sc, table), MethodParams.from_settings(sc.methods))
 
 
 def solve_scenario(sc: Scenario | Prepared, methods: list[str] | tuple[str, ...] = ALL_METHODS) -> list[MethodResult]:

@@ -121,8 +121,8 @@ def tokens_per_request(sc: Scenario) -> float:
     """Output tokens per request when the scenario plans for requests (a request rate, a TTFT limit or a
     request mix, SPEC §5.2): results then carry ``request_rate`` = throughput / this; else 0 (no such field).
     With a mix this is ō = Σ s_b·o_b."""
-    if sc.mix or sc["workload.request_rate"] or sc["workload.ttft_slo_ms"]:
-        return float(sc.mean_output_tokens) if sc.mix else sc["workload.output_tokens"]
+    if sc.mix or sc.workload.request_rate or sc.workload.ttft_slo_ms:
+        return float(sc.mean_output_tokens) if sc.mix else sc.workload.output_tokens
     return 0
 
 

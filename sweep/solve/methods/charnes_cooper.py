@@ -28,6 +28,7 @@ tie rule (the most throughput at the optimal $/token) is applied on the full can
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pulp
 
@@ -107,14 +108,18 @@ def _throughput_bound(inst: Instance, cands: list[int], n_ub: list[int], x_ub: d
     return min(bound, direct) * (1 + 1e-9) + 1e-9
 
 
-def charnes_cooper(inst: Instance) -> MethodResult:
-    """One ratio MILP (Charnes–Cooper with binary expansion + Glover), then the tie-break solve."""
+@dataclass(frozen=True)
+class _Bounds:
+    """The ratio MILP's integers: the candidates in play and upper bounds on replicas and nodes."""
 
-    tally = Tally(inst.solver)
-    if not inst.candidates:
-        return tally.result("charnes_cooper", inst, None, message="no candidate can serve this model")
-    budget = effective_budget(inst, None)
-    uses = inst.uses()
+    cands: list[int]
+    x_ub: dict[int, int]  # replicas of each candidate
+    n_ub: list[int]  # nodes of each offering
+    slots: list[int]  # offerings with n_ub > 0
+
+
+def _integer_bounds(inst: Instance, budget: int | None, uses: list) -> _Bounds | None:
+    """Bounds from availability, the budget and the GPU cap; None when no candidate fits them."""
     cands = undominated(inst)
     n_ub = [min(s.max_nodes, budget // s.price_units) if budget is not None and s.price_units else s.max_nodes
             for s in inst.slots]
@@ -126,32 +131,46 @@ def charnes_cooper(inst: Instance) -> MethodResult:
         x_ub[c] = u
     cands = [c for c in cands if x_ub[c] > 0]
     if not cands:
-        return tally.result("charnes_cooper", inst, None, message="no fleet fits the limits")
+        return None
     gpus_needed = [0] * len(inst.slots)
     for c in cands:
         for s, g in uses[c]:
             gpus_needed[s] += g * x_ub[c]
     n_ub = [min(n_ub[s], -(-gpus_needed[s] // sl.gpus_per_node)) for s, sl in enumerate(inst.slots)]
-    slots = [s for s in range(len(inst.slots)) if n_ub[s] > 0]
+    return _Bounds(cands, x_ub, n_ub, [s for s in range(len(inst.slots)) if n_ub[s] > 0])
 
-    # bounds on the optimum's T give the interval of y
-    thr = {c: inst.candidates[c].throughput_tok_s for c in cands}
+
+def _throughput_interval(inst: Instance, tally: Tally, b: _Bounds, uses: list,
+                         budget: int | None) -> tuple[float, float, Fleet | None] | None:
+    """(T_lo, T_hi, a known fleet or None): bounds on the optimum's T, which give the interval of y;
+    None when no fleet fits the limits."""
+    thr = [inst.candidates[c].throughput_tok_s for c in b.cands]
     # any non-empty fleet has a replica's T, except with a request mix (a replica may serve some buckets only)
-    t_lo = max(0.0 if inst.routed else min(thr.values()), inst.demand_tok_s)
+    t_lo = max(0.0 if inst.routed else min(thr), inst.demand_tok_s)
     start = single_replica_start(inst)
     if start is None and inst.routed:  # a known fleet bounds the optimum's T from below (see below)
         start = tally.add(budget_solve(inst)).fleet
     if start is None and t_lo <= 0:
-        return tally.result("charnes_cooper", inst, None, message="no fleet fits the limits")
+        return None
     if start is not None:
         cheapest = min(sum(inst.slots[s].price_units * -(-g // inst.slots[s].gpus_per_node) for s, g in uses[c])
-                       for c in cands)
+                       for c in b.cands)
         # T* ≥ C*/ρ* ≥ C_min/ρ₀
         if start.cost_units > 0:
             t_lo = max(t_lo, cheapest * start.throughput_tok_s / start.cost_units)
-    t_hi = max(_throughput_bound(inst, cands, n_ub, x_ub, budget), t_lo)
-    y_lo, y_hi = t_lo / t_hi, 1.0
+    t_hi = max(_throughput_bound(inst, b.cands, b.n_ub, b.x_ub, budget), t_lo)
+    return t_lo, t_hi, start
 
+
+def _ratio_milp(inst: Instance, b: _Bounds, uses: list, budget: int | None, t_lo: float, t_hi: float
+                ) -> tuple[pulp.LpProblem, dict[int, list[pulp.LpVariable]], dict[int, list[pulp.LpVariable]]]:
+    """min C·y subject to T·y = T_lo, in binaries (replicas ``xb``, nodes ``nb``) and their exact products with y.
+
+    One function on purpose: the order in which it creates variables and rows is the model the solver sees
+    (and so its search path and timings); the rows and their scaled images are written once, by ``rows``."""
+    cands, x_ub, n_ub, slots = b.cands, b.x_ub, b.n_ub, b.slots
+    thr = {c: inst.candidates[c].throughput_tok_s for c in cands}
+    y_lo, y_hi = t_lo / t_hi, 1.0
     t_scale, c_scale = scales(inst)  # coefficients of about 1 (see sweep.solve.milp)
     prob = pulp.LpProblem("charnes_cooper", pulp.LpMinimize)
     y = pulp.LpVariable("y", y_lo, y_hi)
@@ -210,6 +229,23 @@ def charnes_cooper(inst: Instance) -> MethodResult:
     Cy = pulp.lpSum((inst.slots[s].price_units / c_scale) * ny[s] for s in slots)
     prob.addConstraint(Ty == t_lo / t_scale)  # T·y = T_lo
     prob.setObjective(Cy)  # = C·T_lo/T
+    return prob, xb, nb
+
+
+def charnes_cooper(inst: Instance) -> MethodResult:
+    """One ratio MILP (Charnes–Cooper with binary expansion + Glover), then the tie-break solve."""
+
+    tally = Tally(inst.solver)
+    if not inst.candidates:
+        return tally.result("charnes_cooper", inst, None, message="no candidate can serve this model")
+    budget = effective_budget(inst, None)
+    uses = inst.uses()
+    bounds = _integer_bounds(inst, budget, uses)
+    interval = None if bounds is None else _throughput_interval(inst, tally, bounds, uses, budget)
+    if bounds is None or interval is None:
+        return tally.result("charnes_cooper", inst, None, message="no fleet fits the limits")
+    t_lo, t_hi, start = interval
+    prob, xb, nb = _ratio_milp(inst, bounds, uses, budget, t_lo, t_hi)
 
     rep = run_solver(prob, inst.solver, inst.time_limit_s, tol=tolerance_of(inst))
     fleet: Fleet | None = None
@@ -231,6 +267,6 @@ def charnes_cooper(inst: Instance) -> MethodResult:
         path.append({"step": 0, "cost_per_hour": fleet.cost_per_hour, "throughput_tok_s": fleet.throughput_tok_s,
                      "cost_per_token": fleet.cost_per_token, "from": "ratio MILP"})
         fleet = dinkelbach_from(inst, fleet, tally, path)
-    size = {"candidates": len(cands), "of": len(inst.candidates), "t_lo": t_lo, "t_hi": t_hi,
+    size = {"candidates": len(bounds.cands), "of": len(inst.candidates), "t_lo": t_lo, "t_hi": t_hi,
             "binaries": sum(len(b) for b in xb.values()) + sum(len(b) for b in nb.values())}
     return tally.result("charnes_cooper", inst, fleet, message=message, path=(size, *path))

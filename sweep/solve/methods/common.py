@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sweep.inputs.catalog import units_to_dollars
+from sweep.inputs.settings import DEFAULTS, MethodsSettings, settings_of
 from sweep.solve.milp import (
     ERROR,
     INFEASIBLE,
@@ -20,27 +22,33 @@ from sweep.solve.result import MethodResult, method_status
 
 @dataclass(frozen=True)
 class MethodParams:
-    """The ``methods.*`` settings of a scenario."""
+    """The ``methods.*`` settings of a scenario, flat; defaults are the schema's
+    (:data:`sweep.inputs.scenario.SCHEMA`)."""
 
-    weight: float = 0.5
-    target_cpt: float = 1e-6
-    tighten: float = 0.95
-    max_iter: int = 10
-    budget_min: float = 0.30
-    budget_max: float = 34.65
-    points: int = 15
+    weight: float = DEFAULTS.methods.weighted.weight
+    target_cpt: float = DEFAULTS.methods.iterative.target_cpt
+    tighten: float = DEFAULTS.methods.iterative.tighten
+    max_iter: int = DEFAULTS.methods.iterative.max_iter
+    budget_min: float = DEFAULTS.methods.enumeration.budget_min
+    budget_max: float = DEFAULTS.methods.enumeration.budget_max
+    points: int = DEFAULTS.methods.enumeration.points
 
     @classmethod
-    def from_params(cls, p: dict) -> MethodParams:
+    def from_settings(cls, m: MethodsSettings) -> MethodParams:
         return cls(
-            weight=p["methods.weighted.weight"],
-            target_cpt=p["methods.iterative.target_cpt"],
-            tighten=p["methods.iterative.tighten"],
-            max_iter=p["methods.iterative.max_iter"],
-            budget_min=p["methods.enumeration.budget_min"],
-            budget_max=p["methods.enumeration.budget_max"],
-            points=p["methods.enumeration.points"],
+            weight=m.weighted.weight,
+            target_cpt=m.iterative.target_cpt,
+            tighten=m.iterative.tighten,
+            max_iter=m.iterative.max_iter,
+            budget_min=m.enumeration.budget_min,
+            budget_max=m.enumeration.budget_max,
+            points=m.enumeration.points,
         )
+
+    @classmethod
+    def from_params(cls, p: Mapping) -> MethodParams:
+        """The same from resolved dotted-key values (every key of the schema)."""
+        return cls.from_settings(settings_of(p).methods)
 
 
 class Tally:
