@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
@@ -309,17 +309,22 @@ def pipeline_estimate(
                 return Estimate(0, 0, 0, weights_gb, reason=(
                     f"TPOT at batch {knobs.min_batch} is {tpot_s(knobs.min_batch) * 1e3:.1f} ms, "
                     f"above the {wl.tpot_slo_ms:g} ms limit"))
-            lo, hi = knobs.min_batch, b  # largest batch meeting the limit (TPOT grows with batch)
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if tpot_s(mid) <= slo:
-                    lo = mid
-                else:
-                    hi = mid - 1
-            b = lo
+            b = _largest_batch(tpot_s, knobs.min_batch, b, slo)
     t = tpot_s(b)
     return Estimate(b / t, b, t * 1e3, weights_gb,
                     timing=_timing(model, wl, stages, knobs, links, b) if wl.timing else None)
+
+
+def _largest_batch(tpot_s: Callable[[float], float], lo: int, hi: int, slo_s: float) -> int:
+    """The largest batch in [lo, hi] whose TPOT (s) meets ``slo_s``, by bisection (TPOT grows with the batch;
+    ``lo`` meets it)."""
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if tpot_s(mid) <= slo_s:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _timing(model: Model, wl: Workload, stages: list[StageShape], knobs: Knobs, links: list[float],
