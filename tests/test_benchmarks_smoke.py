@@ -55,6 +55,12 @@ def test_scale(tmp_path):
         assert float(rows[0][col]) > 0, col
 
 
+def test_frontier(tmp_path):
+    rows = run_benchmark("frontier", tmp_path, "--walk-points", "3")
+    assert len(rows) == 1 and rows[0]["equals_dinkelbach"] == "True" and int(rows[0]["frontier_points"]) > 100
+    assert rows[0]["walk_points"] == "3" and rows[0]["merge_never_worse"] == "True"
+
+
 def test_backends_without_ray(tmp_path):
     rows = run_benchmark("backends", tmp_path, "--no-ray", "--scenarios", "4", "--quickstart", "1", "--items", "50")
     assert {r["backend"] for r in rows if r.get("backend")} >= {"serial ×1", "processes ×2"}
