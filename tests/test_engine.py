@@ -300,3 +300,33 @@ def test_the_driver_builds_no_scenario_beyond_the_first(reference, tmp_path, mon
     assert s.failures == 0 and s.tasks_run == len(ref)
     assert built == [f"{job}#0"]
     assert rows(tmp_path / "p") == ref
+
+
+def test_a_job_that_generates_its_own_scenarios(reference, tmp_path):
+    """A Job subclass with its own ``raw_scenarios`` (the benchmarks' grid samples) runs those scenarios,
+    though workers expand jobs by index: the engine turns it into its list of scenarios first."""
+    from dataclasses import dataclass, fields
+
+    from sweep.inputs.job import Job, load_job
+
+    job, ref = reference
+
+    @dataclass(frozen=True)
+    class EveryOther(Job):
+        def raw_scenarios(self):
+            for i, raw in Job.raw_scenarios(self):
+                if i % 2 == 0:
+                    yield i // 2, raw
+
+        @property
+        def size(self) -> int:
+            return 4
+
+    plain = load_job(job)
+    sample = EveryOther(**{f.name: getattr(plain, f.name) for f in fields(Job)})
+    want = [sc.scenario_id for sc in sample.scenarios()]
+    s = run_sweep(sample, backend="processes", workers=2, out=str(tmp_path / "s"), progress=False)
+    assert s.scenarios == 4 and s.failures == 0
+    got = rows(tmp_path / "s")
+    assert {r["scenario_id"] for r in got} == set(want)
+    assert got == [r for r in ref if r["scenario_id"] in set(want)]

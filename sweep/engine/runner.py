@@ -200,7 +200,7 @@ def run_sweep(
     and a re-run resumes). Raises InputError on bad input before writing anything, and StoreError
     (an InputError) if the output location is busy, unwritable or full — also mid-run, after saving
     what it can; the dataset stays readable and resumable either way."""
-    job = job if isinstance(job, Job) else load_job(job)
+    job = _plain(job if isinstance(job, Job) else load_job(job))
     next(job.scenarios(), None)  # the first scenario here: most bad input is one error before any worker starts
     out = out or default_out(job)
     be = backend if isinstance(backend, Backend) else make_backend(backend, workers, address)
@@ -212,6 +212,18 @@ def run_sweep(
                         stream=stream or sys.stderr)
         finally:
             be.close()  # also when the store could not be opened (busy, unwritable)
+
+
+def _plain(job: Job) -> Job:
+    """A :class:`Job` as workers expand it (base, grid and explicit scenarios, by index). A subclass that
+    generates its scenarios otherwise (e.g. a sample of a grid) becomes its list of scenarios."""
+    if type(job) is Job:
+        return job
+    from dataclasses import fields
+
+    kw = {f.name: getattr(job, f.name) for f in fields(Job)}
+    kw.update(base={}, grid={}, explicit=tuple(raw for _, raw in job.raw_scenarios()))
+    return Job(**kw)
 
 
 class Terminated(KeyboardInterrupt):
