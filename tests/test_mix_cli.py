@@ -169,7 +169,13 @@ def test_mixes_sweep_like_any_key_into_the_dataset(tmp_path: Path, small_scenari
         assert row["status"] == "optimal", row
         assert len(row["routing"]) == len(row["allocation"]) and all(len(r) == 2 for r in row["routing"])
         assert row["request_rate"] >= 1.5
-    r = run_cli("query", out, "--best", "--format", "json")  # each method's answer per scenario
+    scen = ds.dataset(out / "scenarios.parquet", format="parquet").to_table().to_pylist()
+    assert len(scen) == 4
+    for row in scen:  # the buckets in the routing's order, shares as solved
+        buckets = json.loads(row["buckets"])
+        assert [(b["prompt_tokens"], b["output_tokens"]) for b in buckets] == [(512, 128), (2048, 256)]
+        assert sum(b["share"] for b in buckets) == pytest.approx(1)
+        r = run_cli("query", out, "--best", "--format", "json")  # each method's answer per scenario
     assert r.code == 0
     best = [json.loads(line) for line in r.out.splitlines()]
     assert len(best) == 8 and all(len(b["routing"]) == len(b["allocation"]) for b in best)

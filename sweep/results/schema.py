@@ -74,4 +74,7 @@ def scenarios_schema(param_types: dict[str, str]) -> pa.Schema:
     kinds = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "bool": pa.bool_()}
     fields = [("sweep", pa.string()), ("scenario_id", pa.string()), ("origin", pa.string())]
     fields += [(param_column(k), kinds.get(t, pa.string())) for k, t in param_types.items()]
+    # a request mix as the solver saw it (SPEC §5.2; a trace's buckets too): JSON [{prompt_tokens,
+    # output_tokens, share}], in the order of the solutions' ``routing`` entries; null without a mix
+    fields.append(("buckets", pa.string()))
     return pa.schema(fields)

@@ -529,6 +529,8 @@ def scenarios_table(sweep: str, scenarios: Iterable[Scenario]) -> pa.Table:
         cols["origin"].append(sc.origin)
         for k in SCHEMA:
             cols[schema.param_column(k)].append(schema.param_value(sc.params[k], SCHEMA[k].kind))
+        cols["buckets"].append(json.dumps([{"prompt_tokens": b.prompt_tokens, "output_tokens": b.output_tokens,
+                                            "share": float(b.share)} for b in sc.mix]) if sc.mix else None)
     return pa.table(cols, schema=sch)
 
 
