@@ -211,3 +211,19 @@ def test_the_shipped_traffic_job_loads_and_its_first_scenario_solves() -> None:
     r = run_method("min_cost", prep.instance, prep.params)
     assert r.status == "optimal" and r.fleet is not None
     assert r.fleet.throughput_exact >= Fraction(sc["workload.request_rate"]) * sc.mean_output_tokens
+
+
+def test_export_of_a_trace_fleet_makes_room_for_its_longest_request(small_scenario, run_cli, tmp_path: Path) -> None:
+    trace = "prompt_tokens,output_tokens\n" + "".join(f"{p},{o}\n" for p, o in
+                                                      [(500, 100), (520, 140), (2000, 300), (2100, 900), (90, 20)])
+    profile = "offering,tp,pp,throughput_tok_s\no1,1,1,1000\no2,1,1,200\n"
+    path = small_scenario({"workload.trace": "t.csv", "workload.request_rate": 1},
+                          files={"t.csv": trace, "profile.csv": profile})
+    out = tmp_path / "exp"
+    r = run_cli("export", path, "--format", "vllm", "--hf-model", "org/m1", "-o", out)
+    assert r.code == 0, r.err
+    script = (out / "launch-vllm.sh").read_text()
+    assert "--max-model-len 3000" in script and "a request mix of" in script  # 2100 + 900, the longest request
+    fleet = json.loads((out / "fleet.json").read_text())
+    assert len(fleet["buckets"]) == len(load_scenario(path).mix)
+    assert all(len(g["routed_rps"]) == len(fleet["buckets"]) for g in fleet["groups"])

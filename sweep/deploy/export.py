@@ -75,6 +75,7 @@ class Group:
     batch: int  # modelled concurrent sequences per replica
     throughput_tok_s: float  # modelled output tokens/s per replica
     stages: tuple[dict, ...] = ()
+    routed_rps: tuple[float, ...] = ()  # with a request mix: requests/s of each bucket the solve sends here
 
     @property
     def gpus_per_replica(self) -> int:
@@ -107,10 +108,19 @@ class Plan:
     throughput_tok_s: float
     cost_per_token: float
     groups: tuple[Group, ...] = field(default_factory=tuple)
+    buckets: tuple[tuple[int, int, int], ...] = ()  # a request mix's (prompt, output, longest request) tokens
 
     @property
     def max_model_len(self) -> int:
-        return self.prompt_tokens + self.output_tokens
+        """Room for the longest request: prompt + output; with a mix, its longest request (a trace's)."""
+        return max((m for _, _, m in self.buckets), default=self.prompt_tokens + self.output_tokens)
+
+    @property
+    def lengths(self) -> str:
+        if self.buckets:
+            return (f"a request mix of {len(self.buckets)} buckets (the longest request {self.max_model_len} tokens; "
+                    "the solve routes each bucket to the groups of fleet.json's routed_rps)")
+        return f"{self.prompt_tokens} prompt + {self.output_tokens} output tokens"
 
 
 def hf_model_of(model: str, given: str | None) -> str:
@@ -283,8 +293,8 @@ def vllm_script(plan: Plan) -> str:
     """A shell script: ``bash launch-vllm.sh GROUP`` runs that group's vLLM server on this node."""
     lines = ["#!/usr/bin/env bash",
              f"# sweep export: vLLM launch commands for scenario {plan.scenario_id}, method {plan.method}",
-             f"# {plan.model} ({plan.hf_model}), {plan.dtype}, {plan.prompt_tokens} prompt + {plan.output_tokens} "
-             f"output tokens; fleet {plan.cost_per_hour:,.2f} $/h, {plan.throughput_tok_s:,.0f} tok/s",
+             f"# {plan.model} ({plan.hf_model}), {plan.dtype}, {plan.lengths}; "
+             f"fleet {plan.cost_per_hour:,.2f} $/h, {plan.throughput_tok_s:,.0f} tok/s",
              "# usage: bash launch-vllm.sh GROUP            (on every node of a one-node replica)",
              "#        bash launch-vllm.sh GROUP head|worker HEAD_IP   (a replica across nodes: Ray first)",
              *[f"# note: {n}" for n in _int4_note(plan)],
@@ -338,7 +348,10 @@ def render(plan: Plan, fmt: str) -> tuple[dict[str, str], list[str]]:
                     "replicas": g.replicas, "nodes": g.nodes, "batch": g.batch,
                     "throughput_tok_s_per_replica": g.throughput_tok_s,
                     "service_replicas": layout(g)[0], "data_parallel": layout(g)[1], "num_nodes": layout(g)[2],
-                    **({"stages": list(g.stages)} if g.stages else {})} for g in plan.groups],
+                    **({"stages": list(g.stages)} if g.stages else {}),
+                    **({"routed_rps": list(g.routed_rps)} if g.routed_rps else {})} for g in plan.groups],
+        **({"buckets": [{"prompt_tokens": p, "output_tokens": o, "longest_tokens": m} for p, o, m in plan.buckets]}
+           if plan.buckets else {}),
     }, indent=2) + "\n"
     return files, notes
 
@@ -382,7 +395,8 @@ def _group(i: int, a: dict, sc: Scenario, batch: int | None, thr: float) -> Grou
     return Group(i, a["offering"], o.provider if o else "", a["gpu"], int(a["tp"]), int(a["pp"]), int(a["replicas"]),
                  int(a["nodes"]), o.gpus_per_node if o else 1,
                  # a profile without a batch column: the engine's largest batch (perf.max_batch)
-                 int(batch) if batch is not None else int(sc.perf.max_batch), thr, stages)
+                 int(batch) if batch is not None else int(sc.perf.max_batch), thr, stages,
+                 tuple(a.get("routed_rps") or ()))
 
 
 def _plan(sc: Scenario, sid: str, method: str, cph: float, thr: float, cpt: float, groups: list[Group],
@@ -390,7 +404,8 @@ def _plan(sc: Scenario, sid: str, method: str, cph: float, thr: float, cpt: floa
     w = sc.workload
     return Plan(sid, sc.origin, method, sc.model.model, hf_model_of(sc.model.model, hf_model), sc.perf.dtype,
                 int(w.prompt_tokens), int(w.output_tokens), sc.spot,
-                float(sc.perf.mem_fraction), cph, thr, cpt, tuple(groups))
+                float(sc.perf.mem_fraction), cph, thr, cpt, tuple(groups),
+                tuple((b.prompt_tokens, b.output_tokens, b.max_tokens) for b in sc.mix))
 
 
 def scenario_of_results(res: Any, sid: str) -> Any:

@@ -30,6 +30,12 @@ class Bucket:
     prompt_tokens: int
     output_tokens: int
     share: Fraction
+    longest_tokens: int = 0  # the longest request's prompt + output (a trace's bucket; 0: these lengths)
+
+    @property
+    def max_tokens(self) -> int:
+        """Room one request of this bucket needs: its longest request's, else prompt + output."""
+        return max(self.longest_tokens, self.prompt_tokens + self.output_tokens)
 
     def describe(self) -> str:
         return f"{self.prompt_tokens}/{self.output_tokens} tokens, {float(self.share):.1%}"
@@ -93,12 +99,13 @@ def parse_mix(value: Sequence[Mapping[str, Any]], where: str, problems: Problems
     return _merged([(p, o, s / total) for p, o, s in buckets])
 
 
-def _merged(buckets: list[tuple[int, int, Fraction]]) -> tuple[Bucket, ...]:
+def _merged(buckets: list[tuple[int, int, Fraction]], longest: dict[tuple[int, int], int] | None = None,
+            ) -> tuple[Bucket, ...]:
     """Buckets of equal lengths are one bucket (their shares added); order by lengths."""
     shares: dict[tuple[int, int], Fraction] = {}
     for p, o, s in buckets:
         shares[(p, o)] = shares.get((p, o), Fraction(0)) + s
-    return tuple(Bucket(p, o, s) for (p, o), s in sorted(shares.items()))
+    return tuple(Bucket(p, o, s, (longest or {}).get((p, o), 0)) for (p, o), s in sorted(shares.items()))
 
 
 def read_trace(path: Path, problems: Problems) -> tuple[Bucket, ...]:
@@ -157,9 +164,11 @@ def bucket_requests(requests: list[tuple[int, int]]) -> tuple[Bucket, ...]:
     """Requests (prompt, output) → buckets (see :func:`read_trace`)."""
     n = len(requests)
     buckets: list[tuple[int, int, Fraction]] = []
+    longest: dict[tuple[int, int], int] = {}
     for by_prompt in _split(requests, PROMPT_GROUPS, 0):
         for group in _split(by_prompt, OUTPUT_GROUPS, 1):
             p = max(1, round(sum(r[0] for r in group) / len(group)))
             o = max(1, round(sum(r[1] for r in group) / len(group)))
             buckets.append((p, o, Fraction(len(group), n)))
-    return _merged(buckets)
+            longest[(p, o)] = max(longest.get((p, o), 0), max(a + b for a, b in group))
+    return _merged(buckets, longest)
