@@ -30,7 +30,6 @@ per row and per family). The scenario's ``perf.bw_efficiency``, ``perf.compute_e
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -41,6 +40,7 @@ from pathlib import Path
 from sweep.fleet.latency import ReplicaTiming
 from sweep.inputs.calibration import Family
 from sweep.inputs.catalog import Gpu, Model
+from sweep.inputs.csvfile import parse_csv
 from sweep.inputs.settings import DEFAULTS, PerfSettings, settings_of
 
 DTYPE_BYTES = {"bf16": None, "fp8": (1.0, 1.0), "int4": (0.5, 1.0)}  # (weight, kv); None = the model's own
@@ -62,10 +62,11 @@ def _families_path() -> Path:
 def builtin_families() -> tuple[tuple[Family, tuple[str, ...]], ...]:
     """(family, GPU-name prefixes) rows of ``sweep/data/perf_families.csv``, in file order."""
     out = []
-    with _families_path().open(newline="") as f:
-        for r in csv.DictReader(line for line in f if not line.startswith("#")):
-            fam = Family(r["family"], float(r["bw_eff"]), float(r["compute_eff"]), float(r["allreduce_us"]))
-            out.append((fam, tuple(r["gpus"].split())))
+    path = _families_path()
+    for _, r in parse_csv(path.read_text(encoding="utf-8"), path).records():
+        fam = Family(str(r["family"]), float(r["bw_eff"] or ""), float(r["compute_eff"] or ""),
+                     float(r["allreduce_us"] or ""))
+        out.append((fam, tuple((r["gpus"] or "").split())))
     return tuple(out)
 
 

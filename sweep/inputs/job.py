@@ -18,7 +18,7 @@ from typing import Any
 
 from sweep.errors import InputError, Problem, Problems
 from sweep.inputs.scenario import Scenario, build_scenario, read_scenario_file
-from sweep.inputs.schema import ALIASES, SCHEMA, check_params, flatten
+from sweep.inputs.schema import ALIASES, SCHEMA, check_params, flatten, has_nul
 from sweep.vocab import ALL_METHODS
 
 SWEEP_KEYS = {"name", "methods", "base", "out", "description"}
@@ -101,9 +101,9 @@ def load_job(path: str | Path) -> Job:
         if k not in SCHEMA:
             problems.add(_where(label, k), f"unknown key (valid: sweep, grid, scenarios, {', '.join(SCHEMA)})")
     # a NUL cannot be in a file name or a model name: report it here, at its key, once
-    nul = [k for k, v in base.items() if _has_nul(v)]
-    nul += [f"grid.{k}" for k, v in grid.items() if _has_nul(v)]
-    nul += [f"scenarios[{i}].{k}" for i, t in enumerate(explicit) for k, v in t.items() if _has_nul(v)]
+    nul = [k for k, v in base.items() if has_nul(v)]
+    nul += [f"grid.{k}" for k, v in grid.items() if has_nul(v)]
+    nul += [f"scenarios[{i}].{k}" for i, t in enumerate(explicit) for k, v in t.items() if has_nul(v)]
     for k in nul:
         problems.add(_where(label, k), "contains a NUL character")
     problems.raise_if_any()
@@ -164,7 +164,7 @@ def _sweep_table(sweep: Any, p: Path, problems: Problems) -> tuple[str, list[str
         problems.add(_where(label, "sweep.out"), "must be a path or URI string")
         out = ""
     for key in ("out", "base", "description"):
-        if _has_nul(sweep.get(key)):
+        if has_nul(sweep.get(key)):
             problems.add(_where(label, f"sweep.{key}"), "contains a NUL character")
             sweep = {k: v for k, v in sweep.items() if k != key}
             out = "" if key == "out" else out
@@ -227,14 +227,4 @@ def _depth(v: Any) -> int:
         elif isinstance(x, list):
             stack.extend((y, d + 1) for y in x)
     return deepest
-
-
-def _has_nul(v: Any) -> bool:
-    if isinstance(v, str):
-        return "\0" in v
-    if isinstance(v, list):
-        return any(_has_nul(x) for x in v)
-    if isinstance(v, Mapping):
-        return any(_has_nul(k) or _has_nul(x) for k, x in v.items())
-    return False
 

@@ -23,13 +23,14 @@ def _non_negative(v: Any) -> str | None:
     return None if v >= 0 else "must be >= 0"
 
 
-def _has_nul(v: Any) -> bool:
+def has_nul(v: Any) -> bool:
+    """Whether a value (a string, or one inside lists and tables, keys included) holds a NUL character."""
     if isinstance(v, str):
         return "\0" in v
     if isinstance(v, Mapping):
-        return any(_has_nul(k) or _has_nul(x) for k, x in v.items())
+        return any(has_nul(k) or has_nul(x) for k, x in v.items())
     if isinstance(v, list):
-        return any(_has_nul(x) for x in v)
+        return any(has_nul(x) for x in v)
     return False
 
 
@@ -253,7 +254,7 @@ def check_params(raw: Mapping[str, Any], where: str, problems: Problems) -> dict
             params[key] = spec.default
             continue
         v, err = _coerce(spec.kind, raw[key])
-        if err is None and _has_nul(v):
+        if err is None and has_nul(v):
             err = "must not contain a NUL character"
         if err is None and spec.check is not None:
             err = spec.check(v)
