@@ -186,7 +186,7 @@ class SurveyPart:
 def survey_chunk(handle: tuple, chunk: Chunk) -> SurveyPart:
     import pyarrow as pa
 
-    from sweep.results.store import scenarios_table
+    from sweep.results.rows import scenarios_table
 
     ctx = resolve(handle)
     try:

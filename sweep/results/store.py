@@ -38,7 +38,6 @@ import pyarrow.parquet as pq
 
 from sweep import faults
 from sweep.errors import InputError, Problem
-from sweep.inputs.scenario import SCHEMA, Scenario
 from sweep.results import schema
 from sweep.results.rows import TaskOutput
 from sweep.vocab import LOST, Status, cost_per_token_key
@@ -285,7 +284,7 @@ class Store:
     # ------------------------------------------------------------------ writing
 
     def write_scenarios(self, new: pa.Table) -> None:
-        """scenarios.parquet: these scenarios (a :func:`scenarios_table`) plus earlier runs' ones not among them."""
+        """scenarios.parquet: these scenarios (a :func:`sweep.results.rows.scenarios_table`) plus earlier runs' ones not among them."""
         seen = set(new.column("scenario_id").to_pylist())
         dest = self.path("scenarios.parquet")
         if self._exists(dest):
@@ -517,21 +516,6 @@ class PartWriter:
                                    f"results ({t} part)", "part")
                 self._buf[t] = []
         self._last_flush = time.monotonic()
-
-
-def scenarios_table(sweep: str, scenarios: Iterable[Scenario]) -> pa.Table:
-    """The scenarios.parquet rows: sweep, scenario_id, origin and every resolved parameter."""
-    sch = schema.scenarios_schema({k: v.kind for k, v in SCHEMA.items()})
-    cols: dict[str, list[Any]] = {f.name: [] for f in sch}
-    for sc in scenarios:
-        cols["sweep"].append(sweep)
-        cols["scenario_id"].append(sc.scenario_id)
-        cols["origin"].append(sc.origin)
-        for k in SCHEMA:
-            cols[schema.param_column(k)].append(schema.param_value(sc.params[k], SCHEMA[k].kind))
-        cols["buckets"].append(json.dumps([{"prompt_tokens": b.prompt_tokens, "output_tokens": b.output_tokens,
-                                            "share": float(b.share)} for b in sc.mix]) if sc.mix else None)
-    return pa.table(cols, schema=sch)
 
 
 def _unlink_quietly(path: str) -> None:
