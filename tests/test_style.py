@@ -100,3 +100,12 @@ def test_reading_results_imports_no_solver_and_no_ray(tmp_path) -> None:
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == ["0", "[]"], r.stdout
+
+
+def test_modules_stay_small_and_the_layers_are_packages() -> None:
+    """No module over 600 lines; the layers below the CLI are sub-packages (issue: layers you can see)."""
+    long = [f"{p.relative_to(REPO)}: {n}" for p in (REPO / "sweep").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 600]
+    assert not long, long
+    packages = {p.parent.name for p in (REPO / "sweep").glob("*/__init__.py")}
+    assert {"inputs", "fleet", "solve", "results", "engine", "deploy", "commands"} <= packages
