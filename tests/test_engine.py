@@ -57,20 +57,17 @@ def test_serial_dataset_is_complete(reference, tmp_path):
         assert pts and min(p["cost_per_token"] for p in pts) == pytest.approx(r["cost_per_token"], rel=1e-12)
 
 
-def test_processes_backend_same_rows(reference, tmp_path):
+# every parallel backend passes the same suite against the serial reference
+BACKENDS = [pytest.param("processes", id="processes"),
+            pytest.param("ray", id="ray", marks=[pytest.mark.ray, requires_netns])]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backend_gives_the_serial_rows(backend, reference, tmp_path):
     job, ref = reference
-    s = run_sweep(job, backend="processes", workers=2, out=str(tmp_path / "p"), progress=False)
+    s = run_sweep(job, backend=backend, workers=2, out=str(tmp_path / "p"), progress=False)
     assert s.failures == 0
     assert rows(tmp_path / "p") == ref
-
-
-@pytest.mark.ray
-@requires_netns
-def test_ray_backend_same_rows(reference, tmp_path):
-    job, ref = reference
-    s = run_sweep(job, backend="ray", workers=2, out=str(tmp_path / "r"), progress=False)
-    assert s.failures == 0
-    assert rows(tmp_path / "r") == ref
 
 
 @pytest.mark.ray
@@ -131,11 +128,12 @@ def test_sigkill_of_driver_then_resume(reference, tmp_path):
     assert got == ref
 
 
-def test_poisoned_task_is_one_error_row(reference, tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_poisoned_task_is_one_error_row(backend, reference, tmp_path, monkeypatch):
     job, ref = reference
     victim = next(r["task_id"] for r in ref if r["method"] == "dinkelbach")
     monkeypatch.setenv("SWEEP_FAULTS", f"raise:{victim}")
-    s = run_sweep(job, backend="processes", workers=2, out=str(tmp_path / "x"), progress=False)
+    s = run_sweep(job, backend=backend, workers=2, out=str(tmp_path / "x"), progress=False)
     got = {r["task_id"]: r for r in rows(tmp_path / "x")}
     assert s.failures == 1
     assert got[victim]["status"] == "error" and "injected fault" in got[victim]["error"]

@@ -52,10 +52,10 @@ def tasks_for(sc: Scenario, methods: Iterable[str]) -> list[Task]:
     sid = sc.scenario_id
     out: list[Task] = []
     for m in methods:
-        if m == "min_cost" and not (sc["workload.min_throughput"] or sc["workload.request_rate"]):
+        if m == "min_cost" and not (sc.workload.min_throughput or sc.workload.request_rate):
             continue
         if m == "enumeration":
-            for b in enumeration_budgets(MethodParams.from_params(sc.params)):
+            for b in enumeration_budgets(MethodParams.from_settings(sc.methods)):
                 out.append(Task(task_id(sid, m, b), sid, m, b))
         else:
             out.append(Task(task_id(sid, m), sid, m))

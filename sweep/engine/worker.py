@@ -199,7 +199,7 @@ def survey_chunk(handle: tuple, chunk: Chunk) -> SurveyPart:
     table = table.append_column("tasks", pa.array([len(tasks_for(sc, ctx.job.methods)) for _, sc in scs],
                                                   pa.int64()))
     table = table.append_column("demand", pa.array(
-        [bool(sc["workload.min_throughput"] or sc["workload.request_rate"]) for _, sc in scs], pa.bool_()))
+        [bool(sc.workload.min_throughput or sc.workload.request_rate) for _, sc in scs], pa.bool_()))
     return SurveyPart(chunk, table)
 
 
@@ -290,7 +290,7 @@ def run_tasks(sweep: str, sc: Scenario, tasks: list[Task]) -> Iterator[TaskOutpu
         prep = prepare(sc)
     except Exception as e:  # noqa: BLE001 - a scenario that cannot be prepared fails its tasks, not the sweep
         msg = f"preparing scenario failed: {e.__class__.__name__}: {e}"
-        yield from (error_output(sweep, t, msg, sc["solver.name"]) for t in tasks)
+        yield from (error_output(sweep, t, msg, sc.solver.name) for t in tasks)
         return
     for t in tasks:
         try:
