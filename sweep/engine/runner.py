@@ -268,26 +268,7 @@ def _run(job: Job, be: Backend, sv: Survey, ctx: WorkContext, out: str, *, fresh
                 print(f"sweep {job.name}: {n_sc} scenarios × {', '.join(job.methods)} = {n_tasks} tasks "
                       f"({skipped} already done) on {be.describe()} → {out}", file=stream, flush=True)
             prog = Progress(n_tasks, stream=stream, enabled=progress, initial=skipped)
-            run_ctx = replace(ctx, key=uuid.uuid4().hex, done=frozenset(done), skip=sv.skip,
-                              out=out if be.writes_to(out) else None)
-            todo = sv.todo(done, job.methods)
-            split = n_sc < 2 * be.workers  # fewer scenarios than workers: one task per chunk
-            per = max(1, min(1000, n_sc // (be.workers * 8)))  # ≥ 8 chunks a worker
-            work = chunks(todo, per, sv.counts if split else None)
-
-            def one_task_chunks(c: Chunk) -> list[Chunk]:
-                return list(chunks([(c.lo, c.hi)], 1, sv.counts))
-
-            def lost(c: Chunk, why: str) -> ChunkDone:
-                return _lost(job, run_ctx, c, LOST + why)
-
-            for res in be.run(run_chunk, run_ctx, work, one_task_chunks, lost):
-                if res.store_error:
-                    raise StoreError(list(res.store_error))
-                if res.tables:
-                    store.add_tables(res.tables)
-                store.count(res.errors, res.lost)
-                prog.update(res.tasks, res.errors)
+            _dispatch(job, be, sv, ctx, out, done, store, prog)
             store.compact()
         except KeyboardInterrupt as e:
             summary.interrupted = True
@@ -297,32 +278,66 @@ def _run(job: Job, be: Backend, sv: Survey, ctx: WorkContext, out: str, *, fresh
             raise
         finally:
             be.close()  # first: no worker outlives the run, whatever ended it
-            store.sweep_temp_files()  # a stopped worker's half-written part
-            prog.close()
-            run_now = prog.new
-            if summary.interrupted:  # workers write their own parts: what is saved is what is on disk
-                try:
-                    store.flush()
-                    run_now = max(0, sv.finished(store.finished_task_ids(), job.methods) - summary.tasks_skipped)
-                except StoreError:
-                    pass
-            summary.tasks_run = run_now
-            summary.failures = store.counts.errors
-            summary.lost = store.counts.lost
-            summary.elapsed_s = prog.elapsed_s
-            manifest["status"] = "failed" if failed else "interrupted" if summary.interrupted else "complete"
-            manifest["tasks"] = {"total": n_tasks, "done": min(n_tasks, summary.tasks_skipped + run_now),
-                                 "run_now": run_now, "failed_now": store.counts.errors}
-            manifest["elapsed_s"] = round(prog.elapsed_s, 3)
-            try:
-                store.flush()
-                store.write_manifest(manifest)
-                if not failed:
-                    summary.best = best_exact(store)
-            except StoreError:
-                if not failed:  # else the first failure is the one to report
-                    raise
+            _finish(job, sv, store, prog, summary, manifest, failed)
     return summary
+
+
+def _dispatch(job: Job, be: Backend, sv: Survey, ctx: WorkContext, out: str, done: set[str], store: Store,
+              prog: Progress) -> None:
+    """Hand the unfinished scenario ranges to the backend; count what comes back (workers write their own
+    parts; rows come back only where they cannot reach the output)."""
+    n_sc = sv.scenarios
+    run_ctx = replace(ctx, key=uuid.uuid4().hex, done=frozenset(done), skip=sv.skip,
+                      out=out if be.writes_to(out) else None)
+    todo = sv.todo(done, job.methods)
+    split = n_sc < 2 * be.workers  # fewer scenarios than workers: one task per chunk
+    per = max(1, min(1000, n_sc // (be.workers * 8)))  # ≥ 8 chunks a worker
+    work = chunks(todo, per, sv.counts if split else None)
+
+    def one_task_chunks(c: Chunk) -> list[Chunk]:
+        return list(chunks([(c.lo, c.hi)], 1, sv.counts))
+
+    def lost(c: Chunk, why: str) -> ChunkDone:
+        return _lost(job, run_ctx, c, LOST + why)
+
+    for res in be.run(run_chunk, run_ctx, work, one_task_chunks, lost):
+        if res.store_error:
+            raise StoreError(list(res.store_error))
+        if res.tables:
+            store.add_tables(res.tables)
+        store.count(res.errors, res.lost)
+        prog.update(res.tasks, res.errors)
+
+
+def _finish(job: Job, sv: Survey, store: Store, prog: Progress, summary: RunSummary, manifest: dict,
+            failed: bool) -> None:
+    """However the run ended (workers already stopped): what is saved, the summary and the manifest."""
+    n_tasks = sv.tasks
+    store.sweep_temp_files()  # a stopped worker's half-written part
+    prog.close()
+    run_now = prog.new
+    if summary.interrupted:  # workers write their own parts: what is saved is what is on disk
+        try:
+            store.flush()
+            run_now = max(0, sv.finished(store.finished_task_ids(), job.methods) - summary.tasks_skipped)
+        except StoreError:
+            pass
+    summary.tasks_run = run_now
+    summary.failures = store.counts.errors
+    summary.lost = store.counts.lost
+    summary.elapsed_s = prog.elapsed_s
+    manifest["status"] = "failed" if failed else "interrupted" if summary.interrupted else "complete"
+    manifest["tasks"] = {"total": n_tasks, "done": min(n_tasks, summary.tasks_skipped + run_now),
+                         "run_now": run_now, "failed_now": store.counts.errors}
+    manifest["elapsed_s"] = round(prog.elapsed_s, 3)
+    try:
+        store.flush()
+        store.write_manifest(manifest)
+        if not failed:
+            summary.best = best_exact(store)
+    except StoreError:
+        if not failed:  # else the first failure is the one to report
+            raise
 
 
 def _lost(job: Job, ctx: WorkContext, c: Chunk, message: str) -> ChunkDone:

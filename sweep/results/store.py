@@ -22,10 +22,8 @@ Contract:
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import socket
 import time
 import uuid
 from collections.abc import Iterable
@@ -39,6 +37,7 @@ import pyarrow.parquet as pq
 from sweep import faults
 from sweep.errors import InputError, Problem
 from sweep.results import schema
+from sweep.results.lock import LockError, take_lock
 from sweep.results.rows import TaskOutput
 from sweep.vocab import LOST, Status, cost_per_token_key
 
@@ -217,49 +216,13 @@ class Store:
                     self._try_delete(i.path)
 
     def _lock(self) -> None:
-        """Take ``.lock``: an exclusive ``flock`` held for the whole run, so the kernel frees it when this
-        process dies however it dies (a dead run's lock is taken over). The file also names its holder,
-        for the message another run prints; a lock file naming a live process on this host (written
-        without ``flock``) is respected too."""
+        """Take ``.lock`` for the whole run (see :func:`sweep.results.lock.take_lock`)."""
         if not self.local:
             return  # object stores have no locks; one writer per URI is the user's to keep
-        lock = os.path.join(self.root, ".lock")
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-              "start_ticks": _start_ticks(os.getpid())}
-        for _ in range(10):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
-            except OSError as e:
-                raise _fail(self.out, f"cannot write here: {_reason(e)}") from None
-            mine = False
-            try:
-                mine = _try_flock(fd)
-                if mine and not _same_file(lock, fd):
-                    os.close(fd)  # its holder removed it between our open and flock: lock the new one
-                    continue
-                other = _read_lock(fd)
-                for _ in range(10):  # a holder that has just taken the lock writes its name at once
-                    if mine or other:
-                        break
-                    time.sleep(0.02)
-                    other = _read_lock(fd)
-                if not mine or _holder_alive(other, me["host"]):
-                    raise _fail(self.out, f"in use by another sweep run (pid {other.get('pid', '?')} on "
-                                          f"{other.get('host', '?')}); wait for it to finish, or remove {lock} "
-                                          "if that run is gone")
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, json.dumps(me).encode(), 0)
-            except OSError as e:
-                if mine:  # ours (its last holder is gone): leave no empty lock file behind
-                    _unlink_quietly(lock)
-                os.close(fd)
-                raise _fail(self.out, f"cannot write the lock file: {_reason(e)}") from None
-            except BaseException:
-                os.close(fd)
-                raise
-            self._lock_fd = fd
-            return
-        raise _fail(self.out, f"cannot take {lock}: it keeps being replaced by another process")
+        try:
+            self._lock_fd = take_lock(os.path.join(self.root, ".lock"), _reason)
+        except LockError as e:
+            raise _fail(self.out, str(e)) from None
 
     def close(self) -> None:
         if self._lock_fd is not None:
@@ -365,8 +328,20 @@ class Store:
         cols = list(key) + (["scenario_id", "method", "cost_per_hour", "throughput_tok_s", "is_best", "budget"]
                             if table == "solutions" else [])
         cols = list(dict.fromkeys(cols))
-        index: dict[tuple, tuple[int, int]] = {}  # key -> (file index, row) of its newest row
+        index, metas = self._newest_rows(files, table, key, cols)
         best_enum: dict[str, tuple[tuple, tuple[int, int]]] = {}
+        needs_best = False
+        if table == "solutions":
+            best_enum, needs_best = self._best_enumeration_points(files, cols, index)
+        if len(files) == 1 and len(index) == metas[0] and not needs_best:
+            return  # one part, no duplicates, nothing to mark
+        best_pos = {v[1] for v in best_enum.values()} if needs_best else None
+        self._rewrite_parts(files, table, set(index.values()), best_pos, max_rows)
+
+    def _newest_rows(self, files: list[str], table: str, key: tuple[str, ...], cols: list[str],
+                     ) -> tuple[dict[tuple, tuple[int, int]], list[int]]:
+        """key -> (file index, row) of its newest row, and each part's row count."""
+        index: dict[tuple, tuple[int, int]] = {}
         metas = []
         newest_part: dict[str, int] = {}  # frontier: the part holding a scenario's latest frontier
         for fi, f in enumerate(files):
@@ -380,27 +355,34 @@ class Store:
             # one pareto task writes its whole frontier into one part: a re-run's (possibly shorter)
             # frontier replaces every point of the earlier one, not just the ranks it shares
             index = {k: pos for k, pos in index.items() if pos[0] == newest_part[k[0]]}
+        return index, metas
+
+    def _best_enumeration_points(self, files: list[str], cols: list[str], index: dict[tuple, tuple[int, int]],
+                                 ) -> tuple[dict[str, tuple[tuple, tuple[int, int]]], bool]:
+        """The newest row of each task decides; then the best enumeration point per scenario (and whether
+        there are enumeration rows at all)."""
+        best_enum: dict[str, tuple[tuple, tuple[int, int]]] = {}
         needs_best = False
-        if table == "solutions":
-            # the newest row of each task decides; then the best enumeration point per scenario
-            for fi, f in enumerate(files):
-                t = self.read_table(f, columns=cols).to_pydict()
-                for r in range(len(t["task_id"])):
-                    if t["method"][r] != "enumeration" or index[(t["task_id"][r],)] != (fi, r):
-                        continue
-                    needs_best = True
-                    c, thr = t["cost_per_hour"][r], t["throughput_tok_s"][r]
-                    if c is None or not thr:
-                        continue
-                    # least $/token; ties: higher throughput, then the lower budget (as queries do)
-                    rank = (cost_per_token_key(c, thr), -thr, t["budget"][r] or 0.0)
-                    cur = best_enum.get(t["scenario_id"][r])
-                    if cur is None or rank < cur[0]:
-                        best_enum[t["scenario_id"][r]] = (rank, (fi, r))
-        if len(files) == 1 and len(index) == metas[0] and not needs_best:
-            return  # one part, no duplicates, nothing to mark
-        keep_pos = set(index.values())
-        best_pos = {v[1] for v in best_enum.values()}
+        for fi, f in enumerate(files):
+            t = self.read_table(f, columns=cols).to_pydict()
+            for r in range(len(t["task_id"])):
+                if t["method"][r] != "enumeration" or index[(t["task_id"][r],)] != (fi, r):
+                    continue
+                needs_best = True
+                c, thr = t["cost_per_hour"][r], t["throughput_tok_s"][r]
+                if c is None or not thr:
+                    continue
+                # least $/token; ties: higher throughput, then the lower budget (as queries do)
+                rank = (cost_per_token_key(c, thr), -thr, t["budget"][r] or 0.0)
+                cur = best_enum.get(t["scenario_id"][r])
+                if cur is None or rank < cur[0]:
+                    best_enum[t["scenario_id"][r]] = (rank, (fi, r))
+        return best_enum, needs_best
+
+    def _rewrite_parts(self, files: list[str], table: str, keep_pos: set[tuple[int, int]],
+                       best_pos: set[tuple[int, int]] | None, max_rows: int) -> None:
+        """The kept rows into new parts of at most ``max_rows`` (enumeration's ``is_best`` re-marked when
+        ``best_pos`` is given); the old parts are deleted only after every new one is in place."""
         written: list[pa.Table] = []
         pending_rows = 0
         new_files: list[str] = []
@@ -417,7 +399,7 @@ class Store:
             t = self.read_table(f, schema=_TABLE_SCHEMA[table])
             mask = [(fi, r) in keep_pos for r in range(t.num_rows)]
             t = t.filter(pa.array(mask, pa.bool_()))
-            if table == "solutions" and needs_best:
+            if best_pos is not None:
                 rows_pos = [r for r in range(len(mask)) if mask[r]]
                 methods = t.column("method").to_pylist()
                 best = t.column("is_best").to_pylist()
@@ -532,68 +514,3 @@ def _fsync(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _try_flock(fd: int) -> bool:
-    """True if this process now holds an exclusive lock on ``fd``; False if another holds one.
-    Where the file system has no ``flock``, the holder named in the file decides (see ``_lock``)."""
-    import fcntl
-
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError as e:
-        if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-            return True
-        raise
-    return True
-
-
-def _same_file(path: str, fd: int) -> bool:
-    try:
-        return os.stat(path).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-        return False
-
-
-def _read_lock(fd: int) -> dict:
-    try:
-        doc = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
-def _start_ticks(pid: int) -> int | None:
-    """When a process started (clock ticks since boot), to tell a live holder from a reused pid."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _holder_alive(other: dict, host: str) -> bool:
-    """Whether the run named in a lock file still runs: same host, pid alive, not this process, and
-    (when recorded) started when the holder did."""
-    try:
-        pid = int(other.get("pid", 0) or 0)
-    except (TypeError, ValueError):
-        return False
-    if other.get("host") != host or pid == os.getpid() or not _alive(pid):
-        return False
-    ticks = other.get("start_ticks")
-    return ticks is None or _start_ticks(pid) in (None, ticks)
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
