@@ -25,7 +25,13 @@ BASELINE_METHODS = ("weighted", "iterative", "enumeration")  # the design note's
 ALL_METHODS = ("max_throughput", "min_cost", *BASELINE_METHODS, *EXACT_METHODS)
 # The error of a task whose worker died, after the backend's retries: not the task's own result, so a
 # re-run of the sweep runs it again (other error rows are results, re-run only with --retry-errors).
+# (SPEC §7/§8 fix the four statuses other tools read, so a lost task is an ``error`` row marked by this prefix)
 LOST = "worker lost: "
+
+
+def is_lost(status: str | None, error: str | None) -> bool:
+    """Is this row a task whose worker died (to be run again), not a result?"""
+    return status == Status.ERROR and (error or "").startswith(LOST)
 AT_OPTIMUM_REL = 1e-9  # a $/token within this relative distance of the exact optimum is at it
 
 

@@ -39,7 +39,7 @@ from sweep.errors import InputError, Problem
 from sweep.results import schema
 from sweep.results.lock import LockError, take_lock
 from sweep.results.rows import TaskOutput
-from sweep.vocab import LOST, Status, cost_per_token_key
+from sweep.vocab import Status, cost_per_token_key, is_lost
 
 PARTS = ("solutions", "frontier")
 _TABLE_SCHEMA = {"solutions": schema.SOLUTIONS, "frontier": schema.FRONTIER}
@@ -234,13 +234,13 @@ class Store:
 
     def finished_task_ids(self, include_errors: bool = True) -> set[str]:
         """Task ids with a row in ``solutions`` (resume skips them). A task whose worker was lost
-        (error starting with :data:`~sweep.vocab.LOST`) is not finished; other errors count as
+        (:func:`~sweep.vocab.is_lost`) is not finished; other errors count as
         finished unless ``include_errors`` is false."""
         done: set[str] = set()
         for f in self.part_files("solutions"):
             t = self.read_table(f, columns=["task_id", "status", "error"]).to_pydict()
             for i, s, err in zip(t["task_id"], t["status"], t["error"], strict=True):
-                if s != "error" or (include_errors and not (err or "").startswith(LOST)):
+                if s != Status.ERROR or (include_errors and not is_lost(s, err)):
                     done.add(i)
         return done
 
@@ -282,7 +282,7 @@ class Store:
             self._buf["frontier"].extend(o.frontier)
             if o.solution["status"] == Status.ERROR:
                 self.counts.errors += 1
-                self.counts.lost += (o.solution.get("error") or "").startswith(LOST)
+                self.counts.lost += is_lost(o.solution.get("status"), o.solution.get("error"))
         if len(self._buf["solutions"]) >= self.rows_per_part or time.monotonic() - self._last_flush >= self.flush_s:
             self.flush()
 
