@@ -10,29 +10,31 @@ from benchmarks.instances import small_instance
 from sweep.solve.milp import Instance
 
 
-def fleets(inst: Instance):
-    """Every non-empty feasible replica vector with its exact (T, C): T a Fraction of the given floats.
-
-    Written from the SPEC §5 formulas directly (not through sweep.solve.milp.fleet_of)."""
+def replica_vectors(inst: Instance):
+    """Every non-empty replica vector that fits availability and the GPU cap, with its cost (the fewest
+    nodes of each offering that hold it). Written from the SPEC §5 formulas directly (not through
+    sweep.solve.milp.fleet_of)."""
     slots = {s.name: s for s in inst.slots}
-    bounds = []
-    for c in inst.candidates:
-        bounds.append(min(slots[o].max_nodes * slots[o].gpus_per_node // g for o, g in c.uses))
+    bounds = [min(slots[o].max_nodes * slots[o].gpus_per_node // g for o, g in c.uses) for c in inst.candidates]
     for counts in itertools.product(*(range(b + 1) for b in bounds)):
         if not any(counts):
             continue
-        used = {name: 0 for name in slots}
-        for c, k in zip(inst.candidates, counts, strict=False):
+        used = dict.fromkeys(slots, 0)
+        for c, k in zip(inst.candidates, counts, strict=True):
             for o, g in c.uses:
                 used[o] += g * k
         nodes = {o: -(-u // slots[o].gpus_per_node) for o, u in used.items()}
         if any(nodes[o] > slots[o].max_nodes for o in slots):
             continue
-        T = sum((Fraction(c.throughput_tok_s) * k for c, k in zip(inst.candidates, counts, strict=False)), Fraction(0))
-        C = sum(slots[o].price_units * nodes[o] for o in slots)
-        G = sum(c.gpus * k for c, k in zip(inst.candidates, counts, strict=False))
-        if inst.max_gpus and inst.max_gpus < G:
+        if inst.max_gpus and inst.max_gpus < sum(c.gpus * k for c, k in zip(inst.candidates, counts, strict=True)):
             continue
+        yield counts, sum(slots[o].price_units * nodes[o] for o in slots)
+
+
+def fleets(inst: Instance):
+    """Every non-empty feasible replica vector with its exact (T, C): T a Fraction of the given floats."""
+    for counts, C in replica_vectors(inst):
+        T = sum((Fraction(c.throughput_tok_s) * k for c, k in zip(inst.candidates, counts, strict=True)), Fraction(0))
         if Fraction(inst.min_throughput_tok_s) > T or Fraction(inst.request_rate) * inst.per_request > T:
             continue
         yield counts, T, C

@@ -5,12 +5,12 @@ by row in rational arithmetic."""
 
 from __future__ import annotations
 
-import itertools
 import random
 from dataclasses import replace
 from fractions import Fraction
 
 import pytest
+from brute import replica_vectors
 from scipy.optimize import linprog
 
 from benchmarks.instances import small_instance
@@ -90,23 +90,8 @@ def routed_rate(inst: Instance, counts: tuple[int, ...]) -> float:
 
 def fleets(inst: Instance) -> list[tuple[tuple[int, ...], float, int]]:
     """Every feasible non-empty replica vector with its (T, C); T = Λ·ō from the LP above."""
-    slots = {s.name: s for s in inst.slots}
-    bounds = [min(slots[o].max_nodes * slots[o].gpus_per_node // g for o, g in c.uses) for c in inst.candidates]
     out = []
-    for counts in itertools.product(*(range(b + 1) for b in bounds)):
-        if not any(counts):
-            continue
-        used = dict.fromkeys(slots, 0)
-        for c, k in zip(inst.candidates, counts, strict=True):
-            for o, g in c.uses:
-                used[o] += g * k
-        nodes = {o: -(-u // slots[o].gpus_per_node) for o, u in used.items()}
-        if any(nodes[o] > slots[o].max_nodes for o in slots):
-            continue
-        gpus = sum(c.gpus * k for c, k in zip(inst.candidates, counts, strict=True))
-        if inst.max_gpus and gpus > inst.max_gpus:
-            continue
-        cost = sum(slots[o].price_units * nodes[o] for o in slots)
+    for counts, cost in replica_vectors(inst):
         if inst.budget_units and cost > inst.budget_units:
             continue
         T = routed_rate(inst, counts) * float(inst.per_request)

@@ -92,21 +92,11 @@ def _exact_best(results: list[MethodResult]) -> MethodResult | None:
 def describe(prep: Prepared) -> str:
     sc = prep.scenario
     w, lim = sc.workload, sc.limits
-    extra = []
-    at_load = w.ttft_slo_ms or w.request_rate
-    pct = f" p{w.slo_percentile:g}" if at_load else ""
-    if w.ttft_slo_ms:
-        extra.append(f"TTFT{pct} ≤ {w.ttft_slo_ms:g} ms at load")
-    if w.tpot_slo_ms:
-        extra.append(f"TPOT{pct} ≤ {w.tpot_slo_ms:g} ms")
-    if w.min_throughput:
-        extra.append(f"≥ {w.min_throughput:g} tok/s")
-    if w.request_rate:
-        extra.append(f"≥ {w.request_rate:g} requests/s")
-    if lim.budget:
-        extra.append(f"budget ${lim.budget:g}/h")
-    if lim.max_gpus:
-        extra.append(f"≤ {lim.max_gpus} GPUs")
+    pct = f" p{w.slo_percentile:g}" if w.ttft_slo_ms or w.request_rate else ""
+    limits = [(w.ttft_slo_ms, f"TTFT{pct} ≤ {w.ttft_slo_ms:g} ms at load"), (w.tpot_slo_ms, f"TPOT{pct} ≤ {w.tpot_slo_ms:g} ms"),
+              (w.min_throughput, f"≥ {w.min_throughput:g} tok/s"), (w.request_rate, f"≥ {w.request_rate:g} requests/s"),
+              (lim.budget, f"budget ${lim.budget:g}/h"), (lim.max_gpus, f"≤ {lim.max_gpus} GPUs")]
+    extra = [text for value, text in limits if value]
     lengths = (f"a request mix of {len(sc.mix)} buckets ({float(sc.mean_output_tokens):,.1f} output tokens "
                f"per request: {'; '.join(b.describe() for b in sc.mix)})" if sc.mix else
                f"{w.prompt_tokens} prompt + {w.output_tokens} output tokens")

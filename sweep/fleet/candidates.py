@@ -19,7 +19,7 @@ from sweep.fleet.layouts import (  # noqa: F401  (Stage, workload_of: re-exporte
 )
 from sweep.fleet.perf import Estimate, Knobs
 from sweep.inputs.catalog import units_to_dollars
-from sweep.inputs.mix import Bucket
+from sweep.inputs.mix import Bucket, mean_output_tokens
 from sweep.inputs.scenario import ProfileRow, Scenario
 
 
@@ -62,10 +62,6 @@ def _from_profile(sc: Scenario, knobs: Knobs) -> dict[tuple[str, int, int], Cand
     return out
 
 
-def _rates(c: Candidate) -> tuple[float, ...]:
-    return c.rates_tok_s or (c.throughput_tok_s,)
-
-
 def prune_dominated(cands: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
     """Drop a candidate when another uses no more GPUs of every offering and serves at least as much
     (with a request mix: at least as much of every bucket).
@@ -78,14 +74,14 @@ def prune_dominated(cands: list[Candidate]) -> tuple[list[Candidate], list[Candi
     kept: list[Candidate] = []
     dropped: list[Candidate] = []
     by_offerings: dict[frozenset[str], list[Candidate]] = {}  # a dominator uses a subset of c's offerings
-    order = sorted(cands, key=lambda c: (-sum(_rates(c)), c.gpus, c.name))
+    order = sorted(cands, key=lambda c: (-sum(c.bucket_rates), c.gpus, c.name))
     for c in order:
         use_c = dict(c.uses)
         names = sorted(use_c)
         subsets = [frozenset(sub) for r in range(1, len(names) + 1) for sub in combinations(names, r)]
         dom = next(
             (k for sub in subsets for k in by_offerings.get(sub, ())
-             if all(a >= b for a, b in zip(_rates(k), _rates(c), strict=True))
+             if all(a >= b for a, b in zip(k.bucket_rates, c.bucket_rates, strict=True))
              and all(use_c[o] >= g for o, g in k.uses)),
             None,
         )
@@ -127,11 +123,14 @@ def build_candidates(sc: Scenario, prune: bool = True) -> CandidateTable:
         from sweep.fleet.pipelines import mixed_candidates  # only when needed: it enumerates many templates
 
         cands.extend(mixed_candidates(sc, knobs, wl))
-    usable = [c for c in cands if c.kept]
-    dropped = [c for c in cands if not c.kept]
+    return _table([c for c in cands if c.kept], [c for c in cands if not c.kept], mixed, prune)
+
+
+def _table(usable: list[Candidate], dropped: list[Candidate], mixed: str, prune: bool) -> CandidateTable:
+    """Kept and dropped candidates (dominated ones dropped when ``prune``), in a stable order."""
     if prune:
         usable, more = prune_dominated(usable)
-        dropped += more
+        dropped = dropped + more
     key = lambda c: (c.offering, c.tp, c.pp, c.name)  # noqa: E731
     return CandidateTable(tuple(sorted(usable, key=key)), tuple(sorted(dropped, key=key)), mixed)
 
@@ -148,7 +147,7 @@ def mix_throughput(c_rates: tuple[float, ...], mix: tuple[Bucket, ...]) -> float
     if any(r <= 0 for r in c_rates):
         return 0.0
     seconds_per_request = sum(float(b.share) * b.output_tokens / r for b, r in zip(mix, c_rates, strict=True))
-    return sum(float(b.share) * b.output_tokens for b in mix) / seconds_per_request
+    return float(mean_output_tokens(mix)) / seconds_per_request
 
 
 def _mix_candidates(sc: Scenario, prune: bool) -> CandidateTable:
@@ -173,12 +172,7 @@ def _mix_candidates(sc: Scenario, prune: bool) -> CandidateTable:
             f"bucket {sc.mix[i].prompt_tokens}/{sc.mix[i].output_tokens}: {c.reason}"
             for i, c in enumerate(entries) if c is not None)
         dropped.append(replace(first, throughput_tok_s=0.0, kept=False, reason=why, rates_tok_s=rates))
-    if prune:
-        usable, more = prune_dominated(usable)
-        dropped += more
-    key = lambda c: (c.offering, c.tp, c.pp, c.name)  # noqa: E731
-    mixed = next((t.mixed for t in tables if t.mixed), "")
-    return CandidateTable(tuple(sorted(usable, key=key)), tuple(sorted(dropped, key=key)), mixed)
+    return _table(usable, dropped, next((t.mixed for t in tables if t.mixed), ""), prune)
 
 
 def unserved_buckets(sc: Scenario, table: CandidateTable) -> list[Bucket]:

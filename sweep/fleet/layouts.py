@@ -43,6 +43,11 @@ class Candidate:
     rates_tok_s: tuple[float, ...] = ()
 
     @property
+    def bucket_rates(self) -> tuple[float, ...]:
+        """Tokens/s per bucket: ``rates_tok_s``, or without a mix the one bucket's ``throughput_tok_s``."""
+        return self.rates_tok_s or (self.throughput_tok_s,)
+
+    @property
     def name(self) -> str:
         if self.stages:
             return "+".join(f"{s.offering}:tp{s.tp}[{s.first_layer}-{s.last_layer}]" for s in self.stages)

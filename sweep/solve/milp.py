@@ -123,8 +123,9 @@ class Instance:
 class Fleet:
     """A deployment: replicas per candidate (index, count) and the fewest nodes that hold them.
 
-    ``throughput_tok_s`` is the float sum as reported; ``throughput_exact`` is the same sum in exact
-    rational arithmetic over the candidates' own values, which every comparison uses (``ratio``)."""
+    ``throughput_exact`` is the fleet's tokens/s in exact rational arithmetic over the candidates' own
+    values — their sum, or with a request mix the routing LP's optimum × ō (:mod:`sweep.solve.routing`) —
+    which every comparison uses (``ratio``); ``throughput_tok_s`` is it as a float, as reported."""
 
     replicas: tuple[tuple[int, int], ...]
     nodes: tuple[tuple[int, int], ...]
@@ -269,32 +270,24 @@ def _silence_highs_banner() -> None:
 # price ÷ the dearest node's): the solver's absolute tolerances are then tiny next to the data, and
 # every fleet it returns is re-checked here in exact arithmetic.
 FEASIBILITY_TOL = 1e-9
-# the routed model (continuous rates tied to integer replicas) at 1e-9 makes HiGHS 1.16 return
-# suboptimal "optimal" answers — found by pareto's monotonicity check: budget solves 2–20 % short of a
-# fleet CBC and HiGHS at 1e-7 find; at 1e-7 they agree (every fleet is re-checked exactly either way)
-ROUTED_FEASIBILITY_TOL = 1e-9
-
-
-def tolerance_of(inst: Instance) -> float:
-    return ROUTED_FEASIBILITY_TOL if inst.routed else FEASIBILITY_TOL
-
 MIP_ABS_GAP = 1e-10
 TIE_WEIGHT = 1e-3  # μ of the budget solve's tie-break objective max T − μ·C (both scaled)
 
 
-def make_solver(name: str, time_limit_s: float, presolve: bool = True, tol: float = FEASIBILITY_TOL) -> pulp.LpSolver:
+def make_solver(name: str, time_limit_s: float, presolve: bool = True) -> pulp.LpSolver:
     """Exact settings: MIP gaps 0 (absolute: :data:`MIP_ABS_GAP` on scaled objectives), tight
     feasibility tolerances, one thread (workers already use every core)."""
     if name == "highs":
         _silence_highs_banner()
         extra = {} if presolve else {"presolve": "off"}
         return pulp.HiGHS(msg=False, gapRel=0.0, gapAbs=MIP_ABS_GAP, timeLimit=time_limit_s, threads=1,
-                          primal_feasibility_tolerance=tol, mip_feasibility_tolerance=tol, **extra)
+                          primal_feasibility_tolerance=FEASIBILITY_TOL, mip_feasibility_tolerance=FEASIBILITY_TOL,
+                          **extra)
     if name == "cbc":
         # no ``threads``: CBC is serial by default, and ``-threads 1`` switches on its threaded
         # branch-and-bound, which stalls for 10 s in about one solve in 600 (measured, CBC 2.10.3)
         return pulp.PULP_CBC_CMD(msg=False, gapRel=0.0, gapAbs=MIP_ABS_GAP, timeLimit=time_limit_s,
-                                 options=[f"primalTolerance {tol}", f"integerTolerance {tol}",
+                                 options=[f"primalTolerance {FEASIBILITY_TOL}", f"integerTolerance {FEASIBILITY_TOL}",
                                           f"increment {MIP_ABS_GAP}",  # CBC ignores improvements below 1e-5 by default
                                           *([] if presolve else ["presolve off"])])
     raise ValueError(f"unknown solver {name!r}")  # validated at load; reaching here is a bug
@@ -309,12 +302,11 @@ class SolveReport:
     message: str = ""
 
 
-def run_solver(prob: pulp.LpProblem, solver_name: str, time_limit_s: float, presolve: bool = True,
-               tol: float = FEASIBILITY_TOL) -> SolveReport:
+def run_solver(prob: pulp.LpProblem, solver_name: str, time_limit_s: float, presolve: bool = True) -> SolveReport:
     """Solve and map the solver's own status; never raises for solver trouble (returns ``error``)."""
     t0 = time.perf_counter()
     try:
-        prob.solve(make_solver(solver_name, time_limit_s, presolve, tol))
+        prob.solve(make_solver(solver_name, time_limit_s, presolve))
     except Exception as e:  # a solver crash is a result, not a failure of the sweep
         return SolveReport(ERROR, False, None, time.perf_counter() - t0, f"{e.__class__.__name__}: {e}")
     seconds = time.perf_counter() - t0
@@ -371,7 +363,6 @@ class Built:
     t_scale: float
     c_scale: float
     presolve: bool = True
-    tolerance: float = 1e-9  # the solver's primal and integer feasibility tolerance (see tolerance_of)
 
 
 def node_bound(slot: Slot, budget: int | None) -> int:
@@ -380,7 +371,7 @@ def node_bound(slot: Slot, budget: int | None) -> int:
 
 def scales(inst: Instance) -> tuple[float, float]:
     """(tokens/s, cost units) that scale the model's coefficients to at most 1."""
-    t_scale = max((max(c.rates_tok_s or (c.throughput_tok_s,)) for c in inst.candidates), default=1.0) or 1.0
+    t_scale = max((max(c.bucket_rates) for c in inst.candidates), default=1.0) or 1.0
     c_scale = float(max((s.price_units for s in inst.slots), default=1) or 1)
     return t_scale, c_scale
 
@@ -412,7 +403,7 @@ def build(inst: Instance, *, budget_units: int | None = None, nonempty: bool = F
     prob += floor / t_scale <= T, "demand"
     if nonempty:
         prob += pulp.lpSum(x) >= 1, "nonempty"
-    return Built(prob, x, n, T, C, t_scale, c_scale, tolerance=tolerance_of(inst))
+    return Built(prob, x, n, T, C, t_scale, c_scale)
 
 
 def routed_throughput(prob: pulp.LpProblem, inst: Instance, x: Mapping[int, pulp.LpAffineExpression | pulp.LpVariable],
@@ -457,7 +448,7 @@ def extract(inst: Instance, m: Built) -> Fleet:
 def solve_built(inst: Instance, m: Built, budget_units: int | None = None) -> Outcome:
     """Solve a built model and check its fleet in exact arithmetic: a fleet that breaks a constraint
     (by the solver's tolerance) is a numerical failure, reported as ``error``, never as an answer."""
-    rep = run_solver(m.prob, inst.solver, inst.time_limit_s, presolve=m.presolve, tol=m.tolerance)
+    rep = run_solver(m.prob, inst.solver, inst.time_limit_s, presolve=m.presolve)
     fleet = extract(inst, m) if rep.has_solution else None
     if fleet is not None:
         broken = violations(inst, fleet, budget_units)
@@ -513,7 +504,7 @@ class BudgetSolver:
         self.known: list[Fleet] = []
         for c in range(len(inst.candidates)):
             f = fleet_of(inst, {c: 1})
-            if f.throughput_exact > 0 and not violations(inst, f, self.ceiling):
+            if not f.empty and not violations(inst, f, self.ceiling):
                 self.known.append(f)
 
     def _best_known(self, cap: int) -> Fleet | None:
@@ -553,7 +544,7 @@ class BudgetSolver:
                     f"{inst.solver}: reported {first.status} at budget {cap} although a fleet of "
                     f"{known.throughput_tok_s:g} tok/s costs {known.cost_units}; best known fleet kept"), solves=solves)
             first = retry
-        if first.status != OPTIMAL or first.fleet is None or first.fleet.throughput_exact <= 0:
+        if first.status != OPTIMAL or first.fleet is None or first.fleet.empty:
             if first.status == OPTIMAL:
                 return Outcome(INFEASIBLE, None, seconds, message=NO_FLEET, solves=solves)
             return replace(first, seconds=seconds, solves=solves)

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import pulp
 
-from sweep.fleet.layouts import Candidate
 from sweep.solve.methods.common import Tally
 from sweep.solve.methods.exact import dinkelbach_from, single_replica_start
 from sweep.solve.milp import (
@@ -47,7 +46,6 @@ from sweep.solve.milp import (
     routed_throughput,
     run_solver,
     scales,
-    tolerance_of,
     violations,
 )
 from sweep.solve.result import MethodResult
@@ -55,10 +53,6 @@ from sweep.solve.result import MethodResult
 
 def _bits(ub: int) -> int:
     return max(1, ub.bit_length())
-
-
-def _rates(c: Candidate) -> tuple[float, ...]:
-    return c.rates_tok_s or (c.throughput_tok_s,)
 
 
 def undominated(inst: Instance) -> list[int]:
@@ -72,7 +66,7 @@ def undominated(inst: Instance) -> list[int]:
                 if a == b or len(ca.uses) != 1 or ca.uses[0][0] != ob:
                     continue
                 k = gb // ca.uses[0][1]
-                ra, rb = _rates(ca), _rates(cb)
+                ra, rb = ca.bucket_rates, cb.bucket_rates
                 if k >= 1 and all(k * x >= y for x, y in zip(ra, rb, strict=True)) and (
                         any(k * x > y for x, y in zip(ra, rb, strict=True)) or ca.uses[0][1] < gb or a < b):
                     dominated = True  # (equal pairs: keep the lower index only)
@@ -247,7 +241,7 @@ def charnes_cooper(inst: Instance) -> MethodResult:
     t_lo, t_hi, start = interval
     prob, xb, nb = _ratio_milp(inst, bounds, uses, budget, t_lo, t_hi)
 
-    rep = run_solver(prob, inst.solver, inst.time_limit_s, tol=tolerance_of(inst))
+    rep = run_solver(prob, inst.solver, inst.time_limit_s)
     fleet: Fleet | None = None
     if rep.has_solution:
         counts = {c: sum((1 << k) * int(round(b.varValue or 0)) for k, b in enumerate(bits)) for c, bits in xb.items()}

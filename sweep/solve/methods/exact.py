@@ -48,9 +48,6 @@ def _step(k: int | str, f: Fleet, **extra) -> dict:
             "cost_per_token": f.cost_per_token, **extra}
 
 
-RATIO_MARGIN = 1e-9
-
-
 def widest_at_ratio(inst: Instance, fleet: Fleet, tally: Tally) -> Fleet:
     """Among fleets with exactly fleet's $/token, the one with the most throughput (the tie rule).
 
@@ -61,10 +58,7 @@ def widest_at_ratio(inst: Instance, fleet: Fleet, tally: Tally) -> Fleet:
         return fleet
     m = build(inst, nonempty=True)
     t_f, c_f = float(fleet.throughput_exact), float(fleet.cost_units)
-    # the fleet itself lies on this row's boundary; a margin of RATIO_MARGIN keeps it inside in floating
-    # point (with a request mix its rate is an LP optimum the solver reproduces only to rounding); the
-    # answer is then kept only if its ratio is exactly ρ
-    m.prob += (m.c_scale / c_f) * m.C - (m.t_scale / t_f) * m.T <= RATIO_MARGIN, "same_ratio"
+    m.prob += (m.c_scale / c_f) * m.C - (m.t_scale / t_f) * m.T <= 0, "same_ratio"
     m.prob.setObjective(m.T)
     out = tally.add(solve_known(inst, m, fleet), feasible=True)
     wide = out.fleet
