@@ -12,26 +12,29 @@ from fractions import Fraction
 class Status(StrEnum):
     """How a solve or a method ended (SPEC §7), mapped from each solver's own codes
     (:func:`sweep.solve.milp.run_solver`). A time-limited run with an incumbent is ``TIME_LIMIT``, never
-    ``OPTIMAL``. Values are the strings stored in results."""
+    ``OPTIMAL``. Values are the strings stored in results; ``LOST`` appears only in a sweep's dataset
+    (``sweep solve`` runs in one process and reports the other four)."""
 
     OPTIMAL = "optimal"
     INFEASIBLE = "infeasible"
     TIME_LIMIT = "time_limit"
     ERROR = "error"
+    LOST = "lost"  # a sweep task whose worker kept dying (after the backend's retries): a re-run retries it
+
 
 COST_UNITS_PER_DOLLAR = 10_000  # prices are multiples of 1e-4 $/h
 EXACT_METHODS = ("dinkelbach", "charnes_cooper", "pareto")  # exact min-$/token methods
 BASELINE_METHODS = ("weighted", "iterative", "enumeration")  # the design note's, kept as baselines
 ALL_METHODS = ("max_throughput", "min_cost", *BASELINE_METHODS, *EXACT_METHODS)
-# The error of a task whose worker died, after the backend's retries: not the task's own result, so a
-# re-run of the sweep runs it again (other error rows are results, re-run only with --retry-errors).
-# (SPEC §7/§8 fix the four statuses other tools read, so a lost task is an ``error`` row marked by this prefix)
-LOST = "worker lost: "
+FAILED = (Status.ERROR, Status.LOST)  # rows counted as failures
 
 
-def is_lost(status: str | None, error: str | None) -> bool:
-    """Is this row a task whose worker died (to be run again), not a result?"""
-    return status == Status.ERROR and (error or "").startswith(LOST)
+def is_lost(status: str | None) -> bool:
+    """Is this row a task whose worker died (not the task's own result: a re-run runs it again), as opposed
+    to an ``error`` row (a result, re-run only with ``--retry-errors``)?"""
+    return status == Status.LOST
+
+
 AT_OPTIMUM_REL = 1e-9  # a $/token within this relative distance of the exact optimum is at it
 
 

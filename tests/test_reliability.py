@@ -259,7 +259,7 @@ def test_worker_killed_from_outside_mid_task(ref, tmp_path, monkeypatch, figures
 
 def test_task_that_always_kills_its_worker_then_rerun(ref, tmp_path, monkeypatch, figures):
     """A task that kills its worker every time: the batches in flight with it are re-run one at a
-    time, its own batch is split, and it alone ends as a `worker lost` row after 3 deaths on its own
+    time, its own batch is split, and it alone ends as a `lost` row after 3 deaths on its own
     (2 retries); the summary says to re-run, and a plain re-run (the fault gone) completes the dataset."""
     job, want, _ = ref
     from sweep.inputs.job import load_job
@@ -274,16 +274,17 @@ def test_task_that_always_kills_its_worker_then_rerun(ref, tmp_path, monkeypatch
     deaths = len((tmp_path / ("killed-" + victim.replace("/", "_"))).read_text().split())
     assert s.lost == s.failures == 1, s
     assert "run the same command again to retry them" in s.text()
-    lost = [r for r in rows(out) if r["status"] == "error"]
+    assert not [r for r in rows(out) if r["status"] == "error"]
+    lost = [r for r in rows(out) if r["status"] == "lost"]
     assert [r["task_id"] for r in lost] == [victim]
-    assert lost[0]["error"] == "worker lost: its worker process died 3 times running this task alone"
+    assert lost[0]["error"] == "its worker process died 3 times running this task alone"
     assert deaths == 5  # once among others, once with its batch alone, three times alone
     monkeypatch.delenv("SWEEP_FAULTS")
     again = run_sweep(job, backend="processes", workers=2, out=str(out), progress=False)
     assert again.tasks_run == 1 and again.failures == 0
     assert_same_as_reference(out, ref)
     note(figures, f"task-kills-its-worker-every-time (processes): {deaths} worker deaths; the other "
-                  f"{N_TASKS - 1} tasks all finished, the culprit alone became a 'worker lost' row with a re-run "
+                  f"{N_TASKS - 1} tasks all finished, the culprit alone became a 'lost' row with a re-run "
                   f"message; the re-run completed {N_TASKS}/{N_TASKS} rows, 0 lost")
 
 

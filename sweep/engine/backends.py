@@ -145,34 +145,39 @@ class ProcessBackend(Backend):
                 if exc is not None:  # a bug in the worker's own code, not a task's failure
                     raise exc
                 yield fut.result()
-            if not broken:
-                continue
-            # a worker died: the pool is broken and everything in flight fails with it
-            alone = len(inflight) == 1
-            hit: list[tuple[Chunk, int]] = []
-            finished: list[Any] = []
-            for fut, (c, tries) in list(inflight.items()):
-                if fut.done() and fut.exception() is None:
-                    finished.append(fut.result())
-                else:
-                    hit.append((c, tries))
-            inflight.clear()
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
-            yield from finished
-            if not alone:
-                suspects.extend(hit)
-                continue
-            if not hit:
-                continue
-            (c, tries), = hit
-            parts = split(c) if c.task < 0 else [c]
-            if len(parts) > 1:
-                suspects.extendleft(reversed([(p, 0) for p in parts]))
-            elif tries + 1 > self.max_retries:
-                yield lost(c, f"its worker process died {tries + 1} times running this task alone")
+            if broken:
+                yield from self._recover(inflight, suspects, split, lost)
+
+    def _recover(self, inflight: dict, suspects: deque[tuple[Chunk, int]], split: Split,
+                 lost: Lost) -> Iterator[Any]:
+        """A worker died: the pool is broken and everything in flight fails with it. A new pool; chunks
+        that finished first are yielded; the others become suspects (re-run one at a time), or, when
+        the dead worker ran one chunk alone, that chunk is split, retried alone, or handed to ``lost``."""
+        alone = len(inflight) == 1
+        hit: list[tuple[Chunk, int]] = []
+        finished: list[Any] = []
+        for fut, (c, tries) in list(inflight.items()):
+            if fut.done() and fut.exception() is None:
+                finished.append(fut.result())
             else:
-                suspects.appendleft((parts[0] if parts else c, tries + 1))
+                hit.append((c, tries))
+        inflight.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
+        yield from finished
+        if not alone:
+            suspects.extend(hit)
+            return
+        if not hit:
+            return
+        (c, tries), = hit
+        parts = split(c) if c.task < 0 else [c]
+        if len(parts) > 1:
+            suspects.extendleft(reversed([(p, 0) for p in parts]))
+        elif tries + 1 > self.max_retries:
+            yield lost(c, f"its worker process died {tries + 1} times running this task alone")
+        else:
+            suspects.appendleft((parts[0] if parts else c, tries + 1))
 
     def close(self) -> None:
         """Stop every worker now, busy or not (on Ctrl-C a worker may be mid-solve): none outlives the run."""

@@ -33,7 +33,7 @@ from sweep.errors import InputError, Problem
 from sweep.inputs.job import Job, load_job
 from sweep.inputs.scenario import build_scenario
 from sweep.results.store import Store, StoreError, redact
-from sweep.vocab import EXACT_METHODS, LOST
+from sweep.vocab import EXACT_METHODS, Status
 
 
 @dataclass
@@ -298,7 +298,7 @@ def _dispatch(job: Job, be: Backend, sv: Survey, ctx: WorkContext, out: str, don
         return list(chunks([(c.lo, c.hi)], 1, sv.counts))
 
     def lost(c: Chunk, why: str) -> ChunkDone:
-        return _lost(job, run_ctx, c, LOST + why)
+        return _lost(job, run_ctx, c, why)
 
     for res in be.run(run_chunk, run_ctx, work, one_task_chunks, lost):
         if res.store_error:
@@ -341,7 +341,7 @@ def _finish(job: Job, sv: Survey, store: Store, prog: Progress, summary: RunSumm
 
 
 def _lost(job: Job, ctx: WorkContext, c: Chunk, message: str) -> ChunkDone:
-    """``worker lost`` rows for a chunk's unfinished tasks (its worker kept dying): the driver expands the
+    """``lost`` rows for a chunk's unfinished tasks (its worker kept dying): the driver expands the
     chunk itself — a rare path — and a re-run retries them."""
     import pyarrow as pa
 
@@ -354,7 +354,7 @@ def _lost(job: Job, ctx: WorkContext, c: Chunk, message: str) -> ChunkDone:
         tasks = tasks_for(build_scenario(raw, job.base_dir, f"{job.path}#{i}"), job.methods)
         if c.task >= 0:
             tasks = tasks[c.task:c.task + 1]
-        rows += [error_output(job.name, t, message).solution for t in tasks if t.task_id not in ctx.done]
+        rows += [error_output(job.name, t, message, status=Status.LOST).solution for t in tasks if t.task_id not in ctx.done]
     return ChunkDone(c, len(rows), len(rows), {"solutions": pa.Table.from_pylist(rows, schema=SOLUTIONS)},
                      lost=len(rows))
 

@@ -27,7 +27,7 @@ from sweep.engine.plan import Chunk, Task, raw_range, tasks_for
 from sweep.errors import InputError, Problem
 from sweep.inputs.job import Job
 from sweep.results.rows import TaskOutput
-from sweep.vocab import Status
+from sweep.vocab import FAILED, Status
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -262,7 +262,7 @@ def run_chunk(handle: tuple, chunk: Chunk) -> ChunkDone:
             for o in run_tasks(ctx.sweep, sc, todo):
                 writer.add(o)
                 n += 1
-                errors += o.solution["status"] == Status.ERROR
+                errors += o.solution["status"] in FAILED
         if not writer.writes:
             return ChunkDone(chunk, n, errors, writer.tables())
         writer.flush()
@@ -353,9 +353,9 @@ def run_task(sweep: str, task: Task, prep: Prepared) -> TaskOutput:
                       frontier)
 
 
-def error_output(sweep: str, task: Task, message: str, solver: str = "") -> TaskOutput:
-    from sweep.solve.milp import ERROR
+def error_output(sweep: str, task: Task, message: str, solver: str = "", status: Status = Status.ERROR) -> TaskOutput:
+    """The row of a task that raised (``error``) or whose worker kept dying (``lost``)."""
     from sweep.solve.result import MethodResult
 
-    r = MethodResult(task.method, ERROR, None, 0, 0.0, solver, budget=task.budget, message=message)
+    r = MethodResult(task.method, status, None, 0, 0.0, solver, budget=task.budget, message=message)
     return TaskOutput(task.task_id, task.scenario_id, _solution_row(sweep, task, None, r, False))

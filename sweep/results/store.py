@@ -9,7 +9,7 @@ Contract:
   memory stays flat and the dataset is readable while a sweep runs. Workers write their own parts
   (:class:`PartWriter`: same atomic parts, at the end of each chunk of work too) into the dataset the
   driver's :class:`Store` holds open; the driver writes only what workers send back (where they cannot
-  reach the output location) and ``worker lost`` rows, then compacts.
+  reach the output location) and ``lost`` rows (status ``lost``), then compacts.
 - A pareto task's frontier part is written before its solutions row, so a task that counts as
   finished always has its frontier.
 - ``compact()`` (end of a run) merges parts, drops duplicate task ids (a crash can leave a re-run's
@@ -39,7 +39,7 @@ from sweep.errors import InputError, Problem
 from sweep.results import schema
 from sweep.results.lock import LockError, take_lock
 from sweep.results.rows import TaskOutput
-from sweep.vocab import Status, cost_per_token_key, is_lost
+from sweep.vocab import FAILED, Status, cost_per_token_key, is_lost
 
 PARTS = ("solutions", "frontier")
 _TABLE_SCHEMA = {"solutions": schema.SOLUTIONS, "frontier": schema.FRONTIER}
@@ -238,9 +238,9 @@ class Store:
         finished unless ``include_errors`` is false."""
         done: set[str] = set()
         for f in self.part_files("solutions"):
-            t = self.read_table(f, columns=["task_id", "status", "error"]).to_pydict()
-            for i, s, err in zip(t["task_id"], t["status"], t["error"], strict=True):
-                if s != Status.ERROR or (include_errors and not is_lost(s, err)):
+            t = self.read_table(f, columns=["task_id", "status"]).to_pydict()
+            for i, s in zip(t["task_id"], t["status"], strict=True):
+                if not is_lost(s) and (s != Status.ERROR or include_errors):
                     done.add(i)
         return done
 
@@ -280,9 +280,9 @@ class Store:
         for o in outputs:
             self._buf["solutions"].append(o.solution)
             self._buf["frontier"].extend(o.frontier)
-            if o.solution["status"] == Status.ERROR:
+            if o.solution["status"] in FAILED:
                 self.counts.errors += 1
-                self.counts.lost += is_lost(o.solution.get("status"), o.solution.get("error"))
+                self.counts.lost += is_lost(o.solution["status"])
         if len(self._buf["solutions"]) >= self.rows_per_part or time.monotonic() - self._last_flush >= self.flush_s:
             self.flush()
 

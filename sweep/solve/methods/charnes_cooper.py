@@ -156,12 +156,47 @@ def _throughput_interval(inst: Instance, tally: Tally, b: _Bounds, uses: list,
     return t_lo, t_hi, start
 
 
+def _product(prob: pulp.LpProblem, bits: list[pulp.LpVariable], y: pulp.LpVariable, y_lo: float, y_hi: float,
+             name: str) -> pulp.LpAffineExpression:
+    """Σ 2^k (b_k·y), each product linearised exactly (Glover)."""
+    terms = []
+    for k, b in enumerate(bits):
+        w = pulp.LpVariable(f"{name}_{k}", 0, y_hi)
+        prob.addConstraint(w <= y_hi * b)
+        prob.addConstraint(w >= y_lo * b)
+        prob.addConstraint(w <= y - y_lo * (1 - b))
+        prob.addConstraint(w >= y - y_hi * (1 - b))
+        terms.append((1 << k) * w)
+    return pulp.lpSum(terms)
+
+
+def _fleet_rows(prob: pulp.LpProblem, inst: Instance, b: _Bounds, uses: list, budget: int | None, v: dict, nv: dict,
+                scale: float | pulp.LpVariable, c_scale: float) -> None:
+    """The SPEC §5 constraints on (x, n), or on their images (x·y, n·y) with right-hand sides × y."""
+    cands, slots = b.cands, b.slots
+    for c in cands:
+        prob.addConstraint(v[c] <= b.x_ub[c] * scale)
+    for s in slots:
+        prob.addConstraint(nv[s] <= b.n_ub[s] * scale)
+    for s in range(len(inst.slots)):
+        lhs = pulp.lpSum(g * v[c] for c in cands for so, g in uses[c] if so == s)
+        if s in nv:
+            prob.addConstraint(lhs <= inst.slots[s].gpus_per_node * nv[s])
+        elif any(so == s for c in cands for so, _ in uses[c]):
+            prob.addConstraint(lhs <= 0)
+    cost = pulp.lpSum((inst.slots[s].price_units / c_scale) * nv[s] for s in slots)
+    if budget is not None:
+        prob.addConstraint(cost <= (budget + 0.5) / c_scale * scale)
+    if inst.max_gpus:
+        prob.addConstraint(pulp.lpSum(inst.candidates[c].gpus * v[c] for c in cands) <= inst.max_gpus * scale)
+
+
 def _ratio_milp(inst: Instance, b: _Bounds, uses: list, budget: int | None, t_lo: float, t_hi: float
                 ) -> tuple[pulp.LpProblem, dict[int, list[pulp.LpVariable]], dict[int, list[pulp.LpVariable]]]:
     """min C·y subject to T·y = T_lo, in binaries (replicas ``xb``, nodes ``nb``) and their exact products with y.
 
-    One function on purpose: the order in which it creates variables and rows is the model the solver sees
-    (and so its search path and timings); the rows and their scaled images are written once, by ``rows``."""
+    The order in which variables and rows are created is the model the solver sees (and so its search path
+    and timings); the rows and their scaled images are written once, by :func:`_fleet_rows`."""
     cands, x_ub, n_ub, slots = b.cands, b.x_ub, b.n_ub, b.slots
     thr = {c: inst.candidates[c].throughput_tok_s for c in cands}
     y_lo, y_hi = t_lo / t_hi, 1.0
@@ -174,43 +209,12 @@ def _ratio_milp(inst: Instance, b: _Bounds, uses: list, budget: int | None, t_lo
     def integer(bits: list[pulp.LpVariable]) -> pulp.LpAffineExpression:
         return pulp.lpSum((1 << k) * b for k, b in enumerate(bits))
 
-    def product(bits: list[pulp.LpVariable], name: str) -> pulp.LpAffineExpression:
-        """Σ 2^k (b_k·y), each product linearised exactly (Glover)."""
-        terms = []
-        for k, b in enumerate(bits):
-            w = pulp.LpVariable(f"{name}_{k}", 0, y_hi)
-            prob.addConstraint(w <= y_hi * b)
-            prob.addConstraint(w >= y_lo * b)
-            prob.addConstraint(w <= y - y_lo * (1 - b))
-            prob.addConstraint(w >= y - y_hi * (1 - b))
-            terms.append((1 << k) * w)
-        return pulp.lpSum(terms)
-
     x = {c: integer(bits) for c, bits in xb.items()}
     n = {s: integer(bits) for s, bits in nb.items()}
-    xy = {c: product(bits, f"w{c}") for c, bits in xb.items()}
-    ny = {s: product(bits, f"v{s}") for s, bits in nb.items()}
-
-    def rows(v: dict, nv: dict, scale: float | pulp.LpVariable) -> None:
-        """The SPEC §5 constraints on (x, n), or on their images (x·y, n·y) with right-hand sides × y."""
-        for c in cands:
-            prob.addConstraint(v[c] <= x_ub[c] * scale)
-        for s in slots:
-            prob.addConstraint(nv[s] <= n_ub[s] * scale)
-        for s in range(len(inst.slots)):
-            lhs = pulp.lpSum(g * v[c] for c in cands for so, g in uses[c] if so == s)
-            if s in nv:
-                prob.addConstraint(lhs <= inst.slots[s].gpus_per_node * nv[s])
-            elif any(so == s for c in cands for so, _ in uses[c]):
-                prob.addConstraint(lhs <= 0)
-        cost = pulp.lpSum((inst.slots[s].price_units / c_scale) * nv[s] for s in slots)
-        if budget is not None:
-            prob.addConstraint(cost <= (budget + 0.5) / c_scale * scale)
-        if inst.max_gpus:
-            prob.addConstraint(pulp.lpSum(inst.candidates[c].gpus * v[c] for c in cands) <= inst.max_gpus * scale)
-
-    rows(x, n, 1)
-    rows(xy, ny, y)
+    xy = {c: _product(prob, bits, y, y_lo, y_hi, f"w{c}") for c, bits in xb.items()}
+    ny = {s: _product(prob, bits, y, y_lo, y_hi, f"v{s}") for s, bits in nb.items()}
+    _fleet_rows(prob, inst, b, uses, budget, x, n, 1, c_scale)
+    _fleet_rows(prob, inst, b, uses, budget, xy, ny, y, c_scale)
     T = routed_throughput(prob, inst, x, t_scale) if inst.routed else pulp.lpSum(
         (thr[c] / t_scale) * x[c] for c in cands)
     if inst.demand_tok_s:
