@@ -267,8 +267,11 @@ def test_files_travel_with_the_work(tmp_path):
     handle = ("obj", ctx.key, ctx)
     part = survey_chunk(handle, Chunk(0, 0, job.size))
     assert not part.problems
-    t = part.table.to_pydict()
-    assert t["scenario_id"] == ids and t["index"] == list(range(job.size)) and t["tasks"] == [2] * job.size
+    from sweep.results.rows import from_ipc
+
+    t = from_ipc(part.table).to_pydict()
+    assert t["scenario_id"] == list(part.ids) == ids
+    assert part.index == tuple(range(job.size)) and part.tasks == (2,) * job.size
     assert set(t["perf_profile"]) == {"data/profile.csv"} and set(t["catalog_gpus"]) == {"builtin"}
     with Store(str(tmp_path / "out"), "files"):  # the driver holds the dataset; the worker writes into it
         done = run_chunk(handle, Chunk(1, 2, 5))

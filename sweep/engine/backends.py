@@ -41,6 +41,7 @@ class Backend(ABC):
     chunk as it finishes."""
 
     name = "base"
+    in_driver = False  # whether chunks run in the driver's own process
 
     def __init__(self, workers: int | None = None, max_retries: int = 2):
         self.workers = max(1, workers or os.cpu_count() or 1)
@@ -64,6 +65,7 @@ class Backend(ABC):
 
 class SerialBackend(Backend):
     name = "serial"
+    in_driver = True
 
     def __init__(self, workers: int | None = None, max_retries: int = 2):
         super().__init__(1, max_retries)

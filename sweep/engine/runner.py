@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
-import uuid
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from importlib import metadata
 from pathlib import Path
-from typing import TextIO
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, TextIO
 
 from sweep.engine.backends import Backend, make_backend
 from sweep.engine.plan import Chunk, chunks, raw_range, tasks_for
@@ -32,8 +28,12 @@ from sweep.engine.worker import (
 from sweep.errors import InputError, Problem
 from sweep.inputs.job import Job, load_job
 from sweep.inputs.scenario import build_scenario
-from sweep.results.store import Store, StoreError, redact
-from sweep.vocab import EXACT_METHODS, Status
+from sweep.results.failures import StoreError, redact
+from sweep.results.keeper import StoreProcess
+from sweep.vocab import Status
+
+if TYPE_CHECKING:
+    from sweep.results.store import Store
 
 
 @dataclass
@@ -50,6 +50,7 @@ class RunSummary:
     interrupted: bool = False
     exit_code: int = 0  # what `sweep run` exits with: 0, or 130 (Ctrl-C) / 143 (SIGTERM) when interrupted
     best: dict = field(default_factory=dict)  # best exact $/token found
+    keeper_cpu_s: float | None = None  # CPU seconds of the dataset's keeper process (none: serial backend)
 
     def text(self) -> str:
         lines = [
@@ -75,28 +76,18 @@ def default_out(job: Job) -> str:
     return job.out or str(Path("results") / job.name)
 
 
-def versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("sweep", "pulp", "highspy", "pyarrow", "pandas", "ray"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 @dataclass
 class Survey:
     """What one pass over a job's scenarios learns before anything is written — in the workers, a chunk of
     indices each: every scenario is validated (InputError otherwise), counted, and its scenarios.parquet row
-    built. The driver keeps only per-index task counts and the distinct ids."""
+    built. The driver keeps per-index task counts and ids, and the rows as the workers' IPC bytes."""
 
     scenarios: int
     tasks: int
     ids: set[str]
-    table: pa.Table  # scenarios.parquet
+    parts: list[tuple[bytes, list[bool]]]  # scenarios.parquet rows, and which to keep (a repeat is not)
     counts: array  # tasks of the scenario at each index (0 for an index that repeats an earlier scenario)
-    index_ids: pa.Array  # the scenario id at each index of ``counts`` (null for a repeated one)
+    index_ids: list[str | None]  # the scenario id at each index of ``counts`` (None for a repeated one)
     skip: frozenset[int]  # indices whose scenario repeats an earlier index's
 
     def finished(self, done: set[str], methods: tuple[str, ...]) -> int:
@@ -119,7 +110,7 @@ class Survey:
             if sid in self.ids and rest.partition("@")[0] in methods:
                 finished[sid] = finished.get(sid, 0) + 1
         ranges: list[tuple[int, int]] = []
-        for i, sid in enumerate(self.index_ids.to_pylist()):
+        for i, sid in enumerate(self.index_ids):
             if sid is None or finished.get(sid, 0) >= self.counts[i]:
                 continue
             if ranges and ranges[-1][1] == i:
@@ -132,7 +123,7 @@ class Survey:
 def context(job: Job, **kw: object) -> WorkContext:
     """The job as workers get it: its data files' contents travel with it (SPEC §9)."""
     bjob, files, given, resolved = bundle(job)
-    return WorkContext(uuid.uuid4().hex, job.name, bjob, files, given, resolved, **kw)  # type: ignore[arg-type]
+    return WorkContext(os.urandom(16).hex(), job.name, bjob, files, given, resolved, **kw)  # type: ignore[arg-type]
 
 
 def survey(job: Job, be: Backend, ctx: WorkContext) -> Survey:
@@ -152,34 +143,32 @@ def survey(job: Job, be: Backend, ctx: WorkContext) -> Survey:
             raise InputError(list(part.problems))
         parts.append(part)
     parts.sort(key=lambda p: p.chunk.lo)
-    tables = [p.table for p in parts if p.table is not None and p.table.num_rows]
-    if not tables:
-        raise InputError([Problem(job.path, "no scenarios")])
-    full = pa.concat_tables(tables)
-    ids = full.column("scenario_id")
+    counts = array("q", bytes(8 * n))
+    index_ids: list[str | None] = [None] * n
+    seen: set[str] = set()
+    kept: list[tuple[bytes, list[bool]]] = []
     skip: set[int] = set()
-    if pc.count_distinct(ids).as_py() < full.num_rows:  # identical scenarios in a grid are one scenario
-        seen: set[str] = set()
+    tasks = 0
+    demand = False
+    for p in parts:  # identical scenarios in a grid are one scenario: the first index keeps it
         keep = []
-        for i, sid in zip(full.column("index").to_pylist(), ids.to_pylist(), strict=True):
+        for i, sid, k, d in zip(p.index, p.ids, p.tasks, p.demand, strict=True):
             keep.append(sid not in seen)
             if sid in seen:
                 skip.add(i)
+                continue
             seen.add(sid)
-        full = full.filter(pa.array(keep, pa.bool_()))
-    if "min_cost" in job.methods and not pc.any(full.column("demand")).as_py():  # SPEC §5.1: bad input
+            counts[i], index_ids[i] = k, sid
+            tasks += k
+            demand = demand or d
+        if p.ids:
+            kept.append((p.table, keep))
+    if not seen:
+        raise InputError([Problem(job.path, "no scenarios")])
+    if "min_cost" in job.methods and not demand:  # SPEC §5.1: bad input
         raise InputError([Problem(f"{job.path}: sweep.methods", "min_cost needs a demand, and no scenario of this "
                                   "sweep sets workload.min_throughput or workload.request_rate")])
-    counts = array("q", bytes(8 * n))
-    index_ids: list[str | None] = [None] * n
-    for i, k, sid in zip(full.column("index").to_pylist(), full.column("tasks").to_pylist(),
-                         full.column("scenario_id").to_pylist(), strict=True):
-        counts[i] = k
-        index_ids[i] = sid
-    table = full.drop_columns(["index", "tasks", "demand"])
-    return Survey(full.num_rows, int(pc.sum(full.column("tasks")).as_py() or 0),
-                  set(full.column("scenario_id").to_pylist()), table, counts, pa.array(index_ids, pa.string()),
-                  frozenset(skip))
+    return Survey(len(seen), tasks, seen, kept, counts, index_ids, frozenset(skip))
 
 
 def run_sweep(
@@ -204,14 +193,21 @@ def run_sweep(
     next(job.scenarios(), None)  # the first scenario here: most bad input is one error before any worker starts
     out = out or default_out(job)
     be = backend if isinstance(backend, Backend) else make_backend(backend, workers, address)
+    # the dataset's keeper starts now (it loads pyarrow while the workers survey); the serial backend,
+    # all in one process, holds the dataset itself
+    keeper = None if be.in_driver else StoreProcess()
     with _sigterm_as_interrupt():
         try:
             ctx = context(job, rows_per_part=rows_per_part, flush_s=flush_s)
             sv = survey(job, be, ctx)  # validates everything before any file is touched
-            return _run(job, be, sv, ctx, out, fresh=fresh, retry_errors=retry_errors, progress=progress,
-                        stream=stream or sys.stderr)
+            summary = _run(job, be, sv, ctx, out, keeper, fresh=fresh, retry_errors=retry_errors,
+                           progress=progress, stream=stream or sys.stderr)
         finally:
             be.close()  # also when the store could not be opened (busy, unwritable)
+            if keeper is not None:
+                keeper.close()
+    summary.keeper_cpu_s = keeper.cpu_s if keeper is not None else None
+    return summary
 
 
 def _plain(job: Job) -> Job:
@@ -249,26 +245,46 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if old is None else old)
 
 
-def _run(job: Job, be: Backend, sv: Survey, ctx: WorkContext, out: str, *, fresh: bool, retry_errors: bool,
-         progress: bool, stream: TextIO) -> RunSummary:
+@dataclass
+class Counts:
+    errors: int = 0  # failed tasks of this run (lost ones included)
+    lost: int = 0  # of which their worker kept dying (a re-run retries them)
+
+
+def _open_store(keeper: StoreProcess | None, out: str, sweep: str, **kw: object) -> StoreProcess | Store:
+    """The dataset, locked for this run: held by the keeper process, or here (the serial backend)."""
+    if keeper is not None:
+        keeper.open(out, sweep, **kw)
+        return keeper
+    from sweep.results.store import Store
+
+    store = Store(out, sweep, **kw)  # type: ignore[arg-type]
+    store.open()
+    return store
+
+
+def _run(job: Job, be: Backend, sv: Survey, ctx: WorkContext, out: str, keeper: StoreProcess | None, *,
+         fresh: bool, retry_errors: bool, progress: bool, stream: TextIO) -> RunSummary:
     n_sc, n_tasks = sv.scenarios, sv.tasks
-    with Store(out, job.name, fresh=fresh, rows_per_part=ctx.rows_per_part, flush_s=ctx.flush_s) as store:
+    store = _open_store(keeper, out, job.name, fresh=fresh, rows_per_part=ctx.rows_per_part, flush_s=ctx.flush_s)
+    try:
         summary = RunSummary(job.name, out, n_sc, n_tasks, 0)
-        manifest = {"spec": job.spec, "versions": versions(), "backend": be.describe(), "status": "running",
+        manifest = {"spec": job.spec, "backend": be.describe(), "status": "running",
                     "scenarios": n_sc, "tasks": {"total": n_tasks}}
         prog = Progress(n_tasks, stream=stream, enabled=False)
+        counts = Counts()
         failed = False
         try:
             done = set() if fresh else store.finished_task_ids(include_errors=not retry_errors)
             skipped = sv.finished(done, job.methods)
             summary.tasks_skipped = skipped
-            store.write_scenarios(sv.table)
+            store.write_scenarios(sv.parts)
             store.write_manifest(manifest)
             if progress:
                 print(f"sweep {job.name}: {n_sc} scenarios × {', '.join(job.methods)} = {n_tasks} tasks "
                       f"({skipped} already done) on {be.describe()} → {out}", file=stream, flush=True)
             prog = Progress(n_tasks, stream=stream, enabled=progress, initial=skipped)
-            _dispatch(job, be, sv, ctx, out, done, store, prog)
+            _dispatch(job, be, sv, ctx, out, done, store, prog, counts)
             store.compact()
         except KeyboardInterrupt as e:
             summary.interrupted = True
@@ -278,16 +294,18 @@ def _run(job: Job, be: Backend, sv: Survey, ctx: WorkContext, out: str, *, fresh
             raise
         finally:
             be.close()  # first: no worker outlives the run, whatever ended it
-            _finish(job, sv, store, prog, summary, manifest, failed)
+            _finish(job, sv, store, prog, counts, summary, manifest, failed)
+    finally:
+        store.close()
     return summary
 
 
-def _dispatch(job: Job, be: Backend, sv: Survey, ctx: WorkContext, out: str, done: set[str], store: Store,
-              prog: Progress) -> None:
+def _dispatch(job: Job, be: Backend, sv: Survey, ctx: WorkContext, out: str, done: set[str],
+              store: StoreProcess | Store, prog: Progress, counts: Counts) -> None:
     """Hand the unfinished scenario ranges to the backend; count what comes back (workers write their own
     parts; rows come back only where they cannot reach the output)."""
     n_sc = sv.scenarios
-    run_ctx = replace(ctx, key=uuid.uuid4().hex, done=frozenset(done), skip=sv.skip,
+    run_ctx = replace(ctx, key=os.urandom(16).hex(), done=frozenset(done), skip=sv.skip,
                       out=out if be.writes_to(out) else None)
     todo = sv.todo(done, job.methods)
     split = n_sc < 2 * be.workers  # fewer scenarios than workers: one task per chunk
@@ -305,12 +323,13 @@ def _dispatch(job: Job, be: Backend, sv: Survey, ctx: WorkContext, out: str, don
             raise StoreError(list(res.store_error))
         if res.tables:
             store.add_tables(res.tables)
-        store.count(res.errors, res.lost)
+        counts.errors += res.errors
+        counts.lost += res.lost
         prog.update(res.tasks, res.errors)
 
 
-def _finish(job: Job, sv: Survey, store: Store, prog: Progress, summary: RunSummary, manifest: dict,
-            failed: bool) -> None:
+def _finish(job: Job, sv: Survey, store: StoreProcess | Store, prog: Progress, counts: Counts,
+            summary: RunSummary, manifest: dict, failed: bool) -> None:
     """However the run ended (workers already stopped): what is saved, the summary and the manifest."""
     n_tasks = sv.tasks
     store.sweep_temp_files()  # a stopped worker's half-written part
@@ -323,18 +342,18 @@ def _finish(job: Job, sv: Survey, store: Store, prog: Progress, summary: RunSumm
         except StoreError:
             pass
     summary.tasks_run = run_now
-    summary.failures = store.counts.errors
-    summary.lost = store.counts.lost
+    summary.failures = counts.errors
+    summary.lost = counts.lost
     summary.elapsed_s = prog.elapsed_s
     manifest["status"] = "failed" if failed else "interrupted" if summary.interrupted else "complete"
     manifest["tasks"] = {"total": n_tasks, "done": min(n_tasks, summary.tasks_skipped + run_now),
-                         "run_now": run_now, "failed_now": store.counts.errors}
+                         "run_now": run_now, "failed_now": counts.errors}
     manifest["elapsed_s"] = round(prog.elapsed_s, 3)
     try:
         store.flush()
         store.write_manifest(manifest)
         if not failed:
-            summary.best = best_exact(store)
+            summary.best = store.best_exact()
     except StoreError:
         if not failed:  # else the first failure is the one to report
             raise
@@ -343,9 +362,7 @@ def _finish(job: Job, sv: Survey, store: Store, prog: Progress, summary: RunSumm
 def _lost(job: Job, ctx: WorkContext, c: Chunk, message: str) -> ChunkDone:
     """``lost`` rows for a chunk's unfinished tasks (its worker kept dying): the driver expands the
     chunk itself — a rare path — and a re-run retries them."""
-    import pyarrow as pa
-
-    from sweep.results.schema import SOLUTIONS
+    from sweep.results.rows import rows_ipc
 
     rows = []
     for i, raw in raw_range(job, c.lo, c.hi):
@@ -354,26 +371,6 @@ def _lost(job: Job, ctx: WorkContext, c: Chunk, message: str) -> ChunkDone:
         tasks = tasks_for(build_scenario(raw, job.base_dir, f"{job.path}#{i}"), job.methods)
         if c.task >= 0:
             tasks = tasks[c.task:c.task + 1]
-        rows += [error_output(job.name, t, message, status=Status.LOST).solution for t in tasks if t.task_id not in ctx.done]
-    return ChunkDone(c, len(rows), len(rows), {"solutions": pa.Table.from_pylist(rows, schema=SOLUTIONS)},
-                     lost=len(rows))
-
-
-def best_exact(store: Store) -> dict:
-    """The least $/token among exact methods' optimal rows in the dataset (empty if none)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    best: dict = {}
-    cols = ["scenario_id", "method", "status", "cost_per_token", "throughput_tok_s", "cost_per_hour"]
-    for f in store.part_files("solutions"):
-        t = store.read_table(f, columns=cols)
-        exact = pc.is_in(t["method"], value_set=pa.array(list(EXACT_METHODS)))
-        t = t.filter(pc.and_(exact, pc.and_(pc.equal(t["status"], "optimal"), pc.is_valid(t["cost_per_token"]))))
-        if t.num_rows == 0:
-            continue
-        i = pc.index(t["cost_per_token"], pc.min(t["cost_per_token"])).as_py()
-        row = {c: t[c][i].as_py() for c in cols}
-        if not best or row["cost_per_token"] < best["cost_per_token"]:
-            best = row
-    return best
+        rows += [error_output(job.name, t, message, status=Status.LOST).solution
+                 for t in tasks if t.task_id not in ctx.done]
+    return ChunkDone(c, len(rows), len(rows), rows_ipc({"solutions": rows}), lost=len(rows))

@@ -30,8 +30,6 @@ from sweep.results.rows import TaskOutput
 from sweep.vocab import FAILED, Status
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from sweep.inputs.scenario import Scenario
     from sweep.solve.prepare import Prepared
     from sweep.solve.result import MethodResult
@@ -175,32 +173,33 @@ def _as_given(ctx: WorkContext, sc: Scenario, base: Path) -> Scenario:
 
 @dataclass(frozen=True)
 class SurveyPart:
-    """One chunk's scenarios validated: their scenarios.parquet rows plus ``index``, ``tasks`` (how many
-    tasks each has) and ``demand``; or ``problems`` (the driver then validates the job itself, to report them)."""
+    """One chunk's scenarios validated: for each, its index, id, task count and whether it sets a demand,
+    plus their scenarios.parquet rows (an IPC stream the driver passes on); or ``problems`` (the driver then
+    validates the job itself, to report them)."""
 
     chunk: Chunk
-    table: pa.Table | None
+    index: tuple[int, ...] = ()
+    ids: tuple[str, ...] = ()
+    tasks: tuple[int, ...] = ()
+    demand: tuple[bool, ...] = ()
+    table: bytes = b""
     problems: tuple[Problem, ...] = ()
 
 
 def survey_chunk(handle: tuple, chunk: Chunk) -> SurveyPart:
-    import pyarrow as pa
-
-    from sweep.results.rows import scenarios_table
+    from sweep.results.rows import scenarios_table, to_ipc
 
     ctx = resolve(handle)
     try:
         scs = _scenarios(ctx, chunk)
     except InputError as e:
-        return SurveyPart(chunk, None, tuple(e.problems))
+        return SurveyPart(chunk, problems=tuple(e.problems))
     base = _base_dir(ctx)
     table = scenarios_table(ctx.sweep, (_as_given(ctx, sc, base) for _, sc in scs))
-    table = table.append_column("index", pa.array([i for i, _ in scs], pa.int64()))
-    table = table.append_column("tasks", pa.array([len(tasks_for(sc, ctx.job.methods)) for _, sc in scs],
-                                                  pa.int64()))
-    table = table.append_column("demand", pa.array(
-        [bool(sc.workload.min_throughput or sc.workload.request_rate) for _, sc in scs], pa.bool_()))
-    return SurveyPart(chunk, table)
+    return SurveyPart(chunk, tuple(i for i, _ in scs), tuple(sc.scenario_id for _, sc in scs),
+                      tuple(len(tasks_for(sc, ctx.job.methods)) for _, sc in scs),
+                      tuple(bool(sc.workload.min_throughput or sc.workload.request_rate) for _, sc in scs),
+                      to_ipc(table))
 
 
 @dataclass(frozen=True)
@@ -210,7 +209,7 @@ class ChunkDone:
     chunk: Chunk
     tasks: int = 0
     errors: int = 0
-    tables: dict[str, pa.Table] | None = None
+    tables: dict[str, bytes] | None = None  # IPC streams (:func:`sweep.results.rows.rows_ipc`)
     lost: int = 0  # tasks given up because their worker kept dying (rows written by the driver)
     store_error: tuple[Problem, ...] = ()
 

@@ -20,10 +20,11 @@ class LockError(Exception):
     """Why the folder cannot be locked (the message a user reads after the folder's name)."""
 
 
-def take_lock(lock: str, reason: Callable[[BaseException], str]) -> int:
-    """Lock ``lock`` (a path) for this process; returns the open descriptor that holds it."""
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-          "start_ticks": _start_ticks(os.getpid())}
+def take_lock(lock: str, reason: Callable[[BaseException], str], holder: int | None = None) -> int:
+    """Lock ``lock`` (a path) for this process; returns the open descriptor that holds it. The file names
+    ``holder`` (a process id: the sweep run this process keeps the dataset for; default this process)."""
+    pid = holder or os.getpid()
+    me = {"pid": pid, "host": socket.gethostname(), "started": time.time(), "start_ticks": _start_ticks(pid)}
     for _ in range(10):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
@@ -41,7 +42,7 @@ def take_lock(lock: str, reason: Callable[[BaseException], str]) -> int:
                     break
                 time.sleep(0.02)
                 other = _read_lock(fd)
-            if not mine or _holder_alive(other, me["host"]):
+            if not mine or _holder_alive(other, me["host"], pid):
                 raise LockError(f"in use by another sweep run (pid {other.get('pid', '?')} on "
                                 f"{other.get('host', '?')}); wait for it to finish, or remove {lock} "
                                 "if that run is gone")
@@ -102,20 +103,22 @@ def _start_ticks(pid: int) -> int | None:
         return None
 
 
-def _holder_alive(other: dict, host: str) -> bool:
-    """Whether the run named in a lock file still runs: same host, pid alive, not this process, and
+def _holder_alive(other: dict, host: str, me: int) -> bool:
+    """Whether the run named in a lock file still runs: same host, pid alive, not this run (``me``), and
     (when recorded) started when the holder did."""
     try:
         pid = int(other.get("pid", 0) or 0)
     except (TypeError, ValueError):
         return False
-    if other.get("host") != host or pid == os.getpid() or not _alive(pid):
+    if other.get("host") != host or pid == me or not _alive(pid):
         return False
     ticks = other.get("start_ticks")
     return ticks is None or _start_ticks(pid) in (None, ticks)
 
 
 def _alive(pid: int) -> bool:
+    """A process that runs: a zombie (dead, not yet reaped — e.g. a killed run's keeper whose parent died
+    with it) does not."""
     if pid <= 0:
         return False
     try:
@@ -124,4 +127,8 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -1,17 +1,18 @@
 """The rows the store writes: what a finished task hands it (one solutions row, and pareto's frontier
-rows), and the scenarios.parquet rows of a sweep's scenarios."""
+rows), the scenarios.parquet rows of a sweep's scenarios, and tables as the bytes that travel between
+processes (Arrow IPC streams: a sweep's driver passes them on without loading pyarrow)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from sweep.inputs.scenario import SCHEMA, Scenario
-from sweep.results import schema
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class TaskOutput:
 
 def scenarios_table(sweep: str, scenarios: Iterable[Scenario]) -> pa.Table:
     """The scenarios.parquet rows: sweep, scenario_id, origin and every resolved parameter."""
+    import pyarrow as pa
+
+    from sweep.results import schema
+
     sch = schema.scenarios_schema({k: v.kind for k, v in SCHEMA.items()})
     cols: dict[str, list[Any]] = {f.name: [] for f in sch}
     for sc in scenarios:
@@ -37,3 +42,29 @@ def scenarios_table(sweep: str, scenarios: Iterable[Scenario]) -> pa.Table:
         cols["buckets"].append(json.dumps([{"prompt_tokens": b.prompt_tokens, "output_tokens": b.output_tokens,
                                             "share": float(b.share)} for b in sc.mix]) if sc.mix else None)
     return pa.table(cols, schema=sch)
+
+
+def to_ipc(table: pa.Table) -> bytes:
+    """A table as one Arrow IPC stream (what crosses processes: the driver never decodes it)."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def from_ipc(data: bytes) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(data).read_all()
+
+
+def rows_ipc(rows: dict[str, list[dict]]) -> dict[str, bytes]:
+    """Buffered ``solutions`` / ``frontier`` rows as IPC streams (tables with no rows left out)."""
+    import pyarrow as pa
+
+    from sweep.results import schema
+
+    tables = {"solutions": schema.SOLUTIONS, "frontier": schema.FRONTIER}
+    return {t: to_ipc(pa.Table.from_pylist(r, schema=tables[t])) for t, r in rows.items() if r}

@@ -26,8 +26,6 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -37,17 +35,15 @@ import pyarrow.parquet as pq
 from sweep import faults
 from sweep.errors import InputError, Problem
 from sweep.results import schema
+from sweep.results.failures import StoreError, redact
+from sweep.results.failures import fail as _fail
+from sweep.results.failures import reason as _reason
 from sweep.results.lock import LockError, take_lock
-from sweep.results.rows import TaskOutput
-from sweep.vocab import FAILED, Status, cost_per_token_key, is_lost
+from sweep.results.rows import TaskOutput, from_ipc, rows_ipc
+from sweep.vocab import EXACT_METHODS, Status, cost_per_token_key, is_lost
 
 PARTS = ("solutions", "frontier")
 _TABLE_SCHEMA = {"solutions": schema.SOLUTIONS, "frontier": schema.FRONTIER}
-
-
-def redact(out: str) -> str:
-    """A URI for messages: its query string (which may carry credentials) left out."""
-    return out.split("?", 1)[0] + ("?…" if "?" in out and "://" in out else "") if "://" in out else out
 
 
 def open_fs(out: str) -> tuple[pafs.FileSystem, str, bool]:
@@ -61,28 +57,6 @@ def open_fs(out: str) -> tuple[pafs.FileSystem, str, bool]:
     return pafs.LocalFileSystem(), os.path.abspath(out), True
 
 
-class StoreError(InputError):
-    """The output location cannot be used (busy, unwritable, full, or holding a damaged part)."""
-
-
-def _fail(where: str, what: str) -> StoreError:
-    return StoreError([Problem(where, what)])
-
-
-def _reason(e: BaseException) -> str:
-    """A short reason for an I/O error: the OS's words for its errno, else the error's own text."""
-    errno_ = getattr(e, "errno", None)
-    if isinstance(errno_, int) and errno_ > 0:
-        return os.strerror(errno_)
-    return str(e).split("\n", 1)[0] or e.__class__.__name__
-
-
-@dataclass
-class Counts:
-    errors: int = 0
-    lost: int = 0  # errors of tasks whose worker died (a re-run retries them)
-
-
 class Store:
     """A results dataset being written by one sweep run. Use as a context manager.
 
@@ -91,7 +65,9 @@ class Store:
     """
 
     def __init__(self, out: str, sweep: str, *, fresh: bool = False, rows_per_part: int = 5000,
-                 flush_s: float = 10.0):
+                 flush_s: float = 10.0, holder: int | None = None):
+        """``holder``: the process the lock file names (the sweep run's driver, when a keeper process
+        holds the store for it; default this process)."""
         if "\0" in out:
             raise _fail(repr(out), "output path contains a NUL character")
         self.out = redact(out)  # for messages; never shows credentials from a URI's query
@@ -100,12 +76,11 @@ class Store:
         self.fresh = fresh
         self.rows_per_part = rows_per_part
         self.flush_s = flush_s
-        self._buf: dict[str, list[dict]] = {t: [] for t in PARTS}
         self._tables: dict[str, list[pa.Table]] = {t: [] for t in PARTS}
         self._table_rows = 0
         self._last_flush = time.monotonic()
         self._lock_fd: int | None = None
-        self.counts = Counts()
+        self.holder = holder
 
     # ------------------------------------------------------------------ paths and atomic writes
 
@@ -220,7 +195,7 @@ class Store:
         if not self.local:
             return  # object stores have no locks; one writer per URI is the user's to keep
         try:
-            self._lock_fd = take_lock(os.path.join(self.root, ".lock"), _reason)
+            self._lock_fd = take_lock(os.path.join(self.root, ".lock"), _reason, self.holder)
         except LockError as e:
             raise _fail(self.out, str(e)) from None
 
@@ -246,8 +221,12 @@ class Store:
 
     # ------------------------------------------------------------------ writing
 
-    def write_scenarios(self, new: pa.Table) -> None:
-        """scenarios.parquet: these scenarios (a :func:`sweep.results.rows.scenarios_table`) plus earlier runs' ones not among them."""
+    def write_scenarios(self, parts: list[tuple[bytes, list[bool]]]) -> None:
+        """scenarios.parquet: these scenarios — IPC streams of :func:`sweep.results.rows.scenarios_table` rows,
+        each with the mask of rows to keep — plus earlier runs' ones not among them."""
+        tables = [from_ipc(data) for data, _ in parts]
+        new = pa.concat_tables([t.filter(pa.array(keep, pa.bool_())) for t, (_, keep) in zip(tables, parts,
+                                                                                              strict=True)])
         seen = set(new.column("scenario_id").to_pylist())
         dest = self.path("scenarios.parquet")
         if self._exists(dest):
@@ -261,46 +240,32 @@ class Store:
                 pass  # an unreadable or older-schema file is replaced
         self._write_table(new, dest, "scenarios.parquet")
 
-    def count(self, errors: int, lost: int = 0) -> None:
-        """Tasks whose rows a worker wrote itself (:class:`PartWriter`): counted, not buffered here."""
-        self.counts.errors += errors
-        self.counts.lost += lost
-
-    def add_tables(self, tables: dict[str, pa.Table]) -> None:
-        """Finished rows a worker sent back as Arrow tables (it could not reach the output location)."""
+    def add_tables(self, tables: dict[str, bytes]) -> None:
+        """Finished rows sent back as IPC streams (by a worker that could not reach the output location, or
+        the driver's ``lost`` rows); written as parts every ``rows_per_part`` rows or ``flush_s`` seconds."""
         for t in PARTS:
-            table = tables.get(t)
-            if table is not None and table.num_rows:
+            data = tables.get(t)
+            if data:
+                table = from_ipc(data)
                 self._tables[t].append(table)
                 self._table_rows += table.num_rows if t == "solutions" else 0
         if self._table_rows >= self.rows_per_part or time.monotonic() - self._last_flush >= self.flush_s:
-            self.flush()
-
-    def add(self, outputs: Iterable[TaskOutput]) -> None:
-        for o in outputs:
-            self._buf["solutions"].append(o.solution)
-            self._buf["frontier"].extend(o.frontier)
-            if o.solution["status"] in FAILED:
-                self.counts.errors += 1
-                self.counts.lost += is_lost(o.solution["status"])
-        if len(self._buf["solutions"]) >= self.rows_per_part or time.monotonic() - self._last_flush >= self.flush_s:
             self.flush()
 
     def flush(self) -> None:
         """Write buffered rows as new parts (frontier first: see the module docstring)."""
         for t in ("frontier", "solutions"):
             tables = self._tables[t]
-            if self._buf[t]:
-                tables.append(pa.Table.from_pylist(self._buf[t], schema=_TABLE_SCHEMA[t]))
             if tables:
                 table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
                 self._write_table(table, self._new_part_name(t), f"results ({t} part)", "part")
-                self._buf[t] = []
                 self._tables[t] = []
         self._table_rows = 0
         self._last_flush = time.monotonic()
 
     def write_manifest(self, info: dict) -> None:
+        """manifest.json: ``info`` (the sweep as resolved, status, task counts), when it was created and
+        updated, and the versions of sweep and the packages that produced the rows."""
         dest = self.path("manifest.json")
         created = None
         if self._exists(dest):
@@ -310,8 +275,27 @@ class Store:
             except (OSError, ValueError):
                 created = None
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        doc = {"sweep": self.sweep, "created": created or now, "updated": now, **info}
+        doc = {"sweep": self.sweep, "created": created or now, "updated": now, "versions": package_versions(), **info}
         self._write_bytes((json.dumps(doc, indent=2, default=str) + "\n").encode(), dest, "manifest.json")
+
+    def best_exact(self) -> dict:
+        """The least $/token among exact methods' optimal rows in the dataset (empty if none)."""
+        import pyarrow.compute as pc
+
+        best: dict = {}
+        cols = ["scenario_id", "method", "status", "cost_per_token", "throughput_tok_s", "cost_per_hour"]
+        for f in self.part_files("solutions"):
+            t = self.read_table(f, columns=cols)
+            exact = pc.is_in(t["method"], value_set=pa.array(list(EXACT_METHODS)))
+            t = t.filter(pc.and_(exact, pc.and_(pc.equal(t["status"], Status.OPTIMAL),
+                                                pc.is_valid(t["cost_per_token"]))))
+            if t.num_rows == 0:
+                continue
+            i = pc.index(t["cost_per_token"], pc.min(t["cost_per_token"])).as_py()
+            row = {c: t[c][i].as_py() for c in cols}
+            if not best or row["cost_per_token"] < best["cost_per_token"]:
+                best = row
+        return best
 
     # ------------------------------------------------------------------ compaction
 
@@ -417,6 +401,18 @@ class Store:
             self._try_delete(f)
 
 
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for pkg in ("sweep", "pulp", "highspy", "pyarrow", "pandas", "ray"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 def _write_error(out: str, what: str, e: BaseException) -> StoreError:
     return _fail(out, f"cannot write {what}: {_reason(e)} (results saved before this are kept, "
                       "nothing half-written is left: fix this and run the same command again to resume)")
@@ -483,9 +479,9 @@ class PartWriter:
                             or time.monotonic() - self._last_flush >= self.flush_s):
             self.flush()
 
-    def tables(self) -> dict[str, pa.Table]:
-        """The buffered rows as tables, and the buffer emptied (for a worker that sends them back)."""
-        out = {t: pa.Table.from_pylist(rows, schema=_TABLE_SCHEMA[t]) for t, rows in self._buf.items() if rows}
+    def tables(self) -> dict[str, bytes]:
+        """The buffered rows as IPC streams, and the buffer emptied (for a worker that sends them back)."""
+        out = rows_ipc(self._buf)
         self._buf = {t: [] for t in PARTS}
         return out
 

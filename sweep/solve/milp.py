@@ -276,10 +276,12 @@ TIE_WEIGHT = 1e-3  # μ of the budget solve's tie-break objective max T − μ·
 
 def make_solver(name: str, time_limit_s: float, presolve: bool = True) -> pulp.LpSolver:
     """Exact settings: MIP gaps 0 (absolute: :data:`MIP_ABS_GAP` on scaled objectives), tight
-    feasibility tolerances, one thread (workers already use every core)."""
+    feasibility tolerances, one thread (workers already use every core). HiGHS's feasibility-jump
+    heuristic is off: a primal heuristic (optimality is still proved by branch and bound), it cost ~7 ms
+    on every MIP however small, 2-6x the whole solve time of this tool's models (benchmarks/README.md)."""
     if name == "highs":
         _silence_highs_banner()
-        extra = {} if presolve else {"presolve": "off"}
+        extra = {"mip_heuristic_run_feasibility_jump": False} | ({} if presolve else {"presolve": "off"})
         return pulp.HiGHS(msg=False, gapRel=0.0, gapAbs=MIP_ABS_GAP, timeLimit=time_limit_s, threads=1,
                           primal_feasibility_tolerance=FEASIBILITY_TOL, mip_feasibility_tolerance=FEASIBILITY_TOL,
                           **extra)
