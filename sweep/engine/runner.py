@@ -84,34 +84,39 @@ class Survey:
 
     scenarios: int
     tasks: int
-    ids: set[str]
-    parts: list[tuple[bytes, list[bool]]]  # scenarios.parquet rows, and which to keep (a repeat is not)
+    ids: set[int]  # every scenario id of the job, as the 64-bit number its 16 hex digits are
+    parts: list[tuple[bytes, list[bool]]]  # scenarios.parquet rows (zstd IPC), which to keep (a repeat is not)
     counts: array  # tasks of the scenario at each index (0 for an index that repeats an earlier scenario)
-    index_ids: list[str | None]  # the scenario id at each index of ``counts`` (None for a repeated one)
+    index_ids: array  # the scenario id (as a number) at each index of ``counts`` (0 for a repeated one)
     skip: frozenset[int]  # indices whose scenario repeats an earlier index's
 
-    def finished(self, done: set[str], methods: tuple[str, ...]) -> int:
-        """How many of this job's tasks are among ``done`` (task ids are ``<scenario_id>/<method>[@budget]``;
-        the folder may also hold rows of an earlier version of the job)."""
-        n = 0
+    def _finished_by_id(self, done: set[str], methods: tuple[str, ...]) -> dict[int, int]:
+        """This job's finished tasks per scenario id (task ids are ``<scenario_id>/<method>[@budget]``; the
+        folder may also hold rows of an earlier version of the job)."""
+        finished: dict[int, int] = {}
         for t in done:
             sid, _, rest = t.partition("/")
-            n += sid in self.ids and rest.partition("@")[0] in methods
-        return n
+            try:
+                key = int(sid, 16)
+            except ValueError:
+                continue
+            if key in self.ids and rest.partition("@")[0] in methods:
+                finished[key] = finished.get(key, 0) + 1
+        return finished
+
+    def finished(self, done: set[str], methods: tuple[str, ...]) -> int:
+        """How many of this job's tasks are among ``done``."""
+        return sum(self._finished_by_id(done, methods).values())
 
     def todo(self, done: set[str], methods: tuple[str, ...]) -> list[tuple[int, int]]:
         """Index ranges (lo, hi) holding every scenario with an unfinished task."""
         n = len(self.counts)
         if not done:
             return [(0, n)] if n else []
-        finished: dict[str, int] = {}
-        for t in done:
-            sid, _, rest = t.partition("/")
-            if sid in self.ids and rest.partition("@")[0] in methods:
-                finished[sid] = finished.get(sid, 0) + 1
+        finished = self._finished_by_id(done, methods)
         ranges: list[tuple[int, int]] = []
-        for i, sid in enumerate(self.index_ids):
-            if sid is None or finished.get(sid, 0) >= self.counts[i]:
+        for i, key in enumerate(self.index_ids):
+            if i in self.skip or finished.get(key, 0) >= self.counts[i]:
                 continue
             if ranges and ranges[-1][1] == i:
                 ranges[-1] = (ranges[-1][0], i + 1)
@@ -144,8 +149,8 @@ def survey(job: Job, be: Backend, ctx: WorkContext) -> Survey:
         parts.append(part)
     parts.sort(key=lambda p: p.chunk.lo)
     counts = array("q", bytes(8 * n))
-    index_ids: list[str | None] = [None] * n
-    seen: set[str] = set()
+    index_ids = array("Q", bytes(8 * n))
+    seen: set[int] = set()
     kept: list[tuple[bytes, list[bool]]] = []
     skip: set[int] = set()
     tasks = 0
@@ -153,12 +158,13 @@ def survey(job: Job, be: Backend, ctx: WorkContext) -> Survey:
     for p in parts:  # identical scenarios in a grid are one scenario: the first index keeps it
         keep = []
         for i, sid, k, d in zip(p.index, p.ids, p.tasks, p.demand, strict=True):
-            keep.append(sid not in seen)
-            if sid in seen:
+            key = int(sid, 16)
+            keep.append(key not in seen)
+            if key in seen:
                 skip.add(i)
                 continue
-            seen.add(sid)
-            counts[i], index_ids[i] = k, sid
+            seen.add(key)
+            counts[i], index_ids[i] = k, key
             tasks += k
             demand = demand or d
         if p.ids:

@@ -45,11 +45,12 @@ def scenarios_table(sweep: str, scenarios: Iterable[Scenario]) -> pa.Table:
 
 
 def to_ipc(table: pa.Table) -> bytes:
-    """A table as one Arrow IPC stream (what crosses processes: the driver never decodes it)."""
+    """A table as one Arrow IPC stream, zstd-compressed (what crosses processes and what a driver holds:
+    scenarios.parquet rows shrink ~7×; the driver never decodes them)."""
     import pyarrow as pa
 
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
         w.write_table(table)
     return sink.getvalue().to_pybytes()
 
