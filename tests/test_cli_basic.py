@@ -150,9 +150,11 @@ def test_dtype_changes_throughput_and_memory(run_cli, tmp_path):
         r = run_cli("candidates", path, "--json")
         assert r.code == 0
         rows[dtype] = {(c["offering"], c["tp"], c["pp"]): c for c in _json_lines(r.out)}
-    one_h200 = ("runpod-1xH200", 1, 1)  # 141 GB: 70B in bf16 does not fit, in fp8 it does
-    assert not rows["bf16"][one_h200]["kept"] and "weights need" in rows["bf16"][one_h200]["reason"]
-    assert rows["fp8"][one_h200]["kept"]
+    # one H100 (80 GiB = 85.5e9 bytes): 70B in bf16 (141 GB of weights) does not fit, in fp8 (71 GB) it does.
+    # (One H200, 143771 MiB = 150.8e9 bytes, holds 70B even in bf16, as engines run it: it is in `both` below.)
+    one_h100 = ("runpod-1xH100-SXM", 1, 1)
+    assert not rows["bf16"][one_h100]["kept"] and "weights need" in rows["bf16"][one_h100]["reason"]
+    assert rows["fp8"][one_h100]["kept"]
     both = [k for k in rows["bf16"] if rows["bf16"][k]["kept"] and rows["fp8"][k]["kept"]]
     assert both
     for k in both:

@@ -52,6 +52,9 @@ CASES: dict[str, tuple[dict, dict, list[tuple[str, str]]]] = {
                            [("offerings.csv:2", "'gpus_per_node' must be > 0")]),
     "catalog cell not a number": ({}, {"gpus.csv": "gpu,mem_gb,bf16_tflops,mem_bw_gbps\nG1,lots,300,2000\nG2,24,100,600\n"},
                                   [("gpus.csv:2", "'mem_gb' must be a number")]),
+    "catalog mem_mib of another card": ({}, {"gpus.csv": "gpu,mem_gb,mem_mib,bf16_tflops,mem_bw_gbps\n"
+                                                         "G1,80,20000,300,2000\nG2,24,,100,600\n"},
+                                         [("gpus.csv", "mem_mib 20000 (21.0 GB) is not within 15% of mem_gb 80")]),
     "profile throughput zero": ({}, {"profile.csv": PROFILE_HEAD + "o1,1,1,0\n"}, [("profile.csv:2", "must be > 0")]),
     # a bad row is named by its line in the file, comment and blank lines counted (sweep.inputs.csvfile)
     "profile row after comments": ({}, {"profile.csv": "# measured\n" + PROFILE_HEAD + "\n# tp 1\no1,1,1,0\n"},
@@ -322,6 +325,20 @@ def test_builtin_catalogs():
         assert g.source, f"{g.gpu}: no source"
         assert g.mem_gb > 0 and g.bf16_tflops > 0 and g.mem_bw_gbps > 0 and g.link_gbps > 0
         assert g.fp8_tflops == 0 or g.fp8_tflops >= g.bf16_tflops
+        assert g.mem_mib, f"{g.gpu}: no reported memory (mem_mib)"
     for m in cat.models.values():
         assert m.active_params_b <= m.params_b
         assert m.kv_heads <= m.heads and m.heads % m.kv_heads == 0
+
+
+def test_gpu_memory_is_what_software_sees():
+    """HBM parts are sold in GiB ("80 GB" = 81920 MiB), GDDR parts report a little less than their decimal size;
+    without mem_mib (a user's gpus.csv) or with mem_gb overridden (gpu_pool.csv memory_gb), mem_gb × 1e9 is used."""
+    from dataclasses import replace
+
+    cat = load_builtin()
+    assert cat.gpus["A100-80GB"].mem_bytes == 80 * 2**30
+    assert cat.gpus["H100-SXM"].mem_bytes == 81559 * 2**20 > 80e9 * 1.06
+    assert 23e9 < cat.gpus["L4"].mem_bytes == 23034 * 2**20 < 24.2e9
+    assert replace(cat.gpus["A100-80GB"], mem_mib=None).mem_bytes == 80e9
+    assert replace(cat.gpus["A100-80GB"], mem_gb=40).mem_bytes == 40e9

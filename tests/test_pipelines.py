@@ -218,7 +218,8 @@ def test_some_tiny_optimum_is_a_mixed_pipeline(tmp_path: Path) -> None:
 SMALL_PAIR = {
     "model": "llama-3.1-70b",
     "perf": {"dtype": "fp8"},  # perf.mixed = "auto" (the default) builds the pipelines: nothing else holds it
-    # two small 24 GB GPUs of one provider, two of each: 2 × 22.5 GB usable (24 − 1.5) < 70.6 GB of fp8 weights
+    # two small 24 GB GPUs of one provider, two of each: 2 × 22.6 GB usable (23034 / 23028 MiB = 24.15 GB, − 1.5)
+    # < 70.6 GB of fp8 weights
     "catalog": {"only": ["aws-g6.xlarge", "aws-g5.xlarge"], "max_nodes": {"aws-g6.xlarge": 2, "aws-g5.xlarge": 2}},
 }
 

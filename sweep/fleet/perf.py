@@ -5,8 +5,9 @@ Everything is per *replica* (all ``tp·pp`` GPUs of one model copy) and in outpu
 The model, per pipeline stage of ``tp`` GPUs holding ``layers`` of the model:
 
 - **memory** (:func:`stage_memory`): weights per GPU (``params · bytes · layers/L / tp``); a layout is dropped
-  only when the weights and ``overhead_gb`` of runtime do not fit the GPU. The KV cache may use
-  ``mem_fraction`` of what is left (TensorRT-LLM's ``kv_cache_free_gpu_mem_fraction``; vLLM's
+  only when the weights and ``overhead_gb`` of runtime do not fit the GPU's memory as software sees it
+  (``Gpu.mem_bytes``: the reported MiB total where ``gpus.csv`` has one — an "80 GB" HBM part is 80 GiB).
+  The KV cache may use ``mem_fraction`` of what is left (TensorRT-LLM's ``kv_cache_free_gpu_mem_fraction``; vLLM's
   ``gpu_memory_utilization`` leaves about the same), so a 70B fp8 model does run on one 80 GB GPU;
 - **decode step** (:func:`stage_step_s`): the larger of the memory time (weights read once per step —
   for a mixture of experts only the experts the batch touches — plus each sequence's KV cache, which
@@ -197,7 +198,7 @@ def stage_memory(model: Model, wl: Workload, stage: StageShape, knobs: Knobs) ->
     weights = model.params_b * 1e9 * wb * frac / stage.tp
     kv_heads_per_gpu = math.ceil(model.kv_heads / stage.tp)  # fewer KV heads than TP ranks: replicated
     kv_token = 2 * stage.layers * kv_heads_per_gpu * model.head_dim * kvb
-    left = stage.gpu.mem_gb * 1e9 - knobs.overhead_gb * 1e9 - weights
+    left = stage.gpu.mem_bytes - knobs.overhead_gb * 1e9 - weights  # the bytes the engine sees (Gpu.mem_bytes)
     return weights, kv_token, (knobs.mem_fraction * left if left > 0 else left)
 
 
@@ -278,7 +279,7 @@ def pipeline_estimate(
     for i, st in enumerate(stages):
         weights, kv_token, free = stage_memory(model, wl, st, knobs)
         if free <= 0:
-            usable = st.gpu.mem_gb - knobs.overhead_gb
+            usable = (st.gpu.mem_bytes - knobs.overhead_gb * 1e9) / 1e9
             return Estimate(0, 0, 0, weights / 1e9, reason=(
                 f"weights need {weights / 1e9:.1f} GB per GPU{f' in stage {i + 1}' if pp > 1 else ''}, "
                 f"only {usable:.1f} GB usable on {st.gpu.gpu}"))

@@ -24,8 +24,17 @@ def units_to_dollars(units: int) -> float:
     return units / COST_UNITS_PER_DOLLAR
 
 
+MIB = 2**20  # bytes
+MEM_MIB_TOLERANCE = 0.15  # a mem_mib further than this (relative) from mem_gb describes another card
+
+
 @dataclass(frozen=True)
 class Gpu:
+    """A GPU type. ``mem_gb`` is the datasheet figure (GB); ``mem_mib`` the total memory software sees
+    (nvidia-smi's MiB total, rocm-smi's VRAM total / 2^20), None = unknown: ``mem_gb`` × 1e9 bytes is
+    used. HBM parts are specified in GiB (an "80 GB" A100/H100 shows 81920 / 81559 MiB, ~7 % more than
+    80e9 bytes); GDDR parts show a little less than their decimal figure (ECC reserve)."""
+
     gpu: str
     mem_gb: float
     bf16_tflops: float
@@ -33,6 +42,21 @@ class Gpu:
     mem_bw_gbps: float
     link_gbps: float  # intra-node GPU-to-GPU bandwidth per GPU, GB/s
     source: str = ""
+    mem_mib: float | None = None
+
+    @property
+    def mem_bytes(self) -> float:
+        """Bytes of memory the serving engine sees: ``mem_mib`` MiB when known and it matches ``mem_gb``
+        (a copy whose ``mem_gb`` was overridden, e.g. a gpu_pool.csv ``memory_gb``, no longer matches it),
+        else ``mem_gb`` × 1e9."""
+        if self.mem_mib and mem_mib_matches(self.mem_mib, self.mem_gb):
+            return self.mem_mib * MIB
+        return self.mem_gb * 1e9
+
+
+def mem_mib_matches(mem_mib: float, mem_gb: float) -> bool:
+    """Whether a reported MiB total is the same card as a datasheet GB figure (within :data:`MEM_MIB_TOLERANCE`)."""
+    return abs(mem_mib * MIB / (mem_gb * 1e9) - 1) <= MEM_MIB_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -85,6 +109,7 @@ _Col = tuple[type, bool, object]
 GPU_COLUMNS: dict[str, _Col] = {
     "gpu": (str, True, None),
     "mem_gb": (float, True, None),
+    "mem_mib": (float, False, None),  # blank/absent = mem_gb × 1e9 bytes (Gpu.mem_bytes)
     "bf16_tflops": (float, True, None),
     "fp8_tflops": (float, False, 0.0),
     "mem_bw_gbps": (float, True, None),
@@ -226,7 +251,17 @@ def _unique(rows: list[dict[str, object]], key: str, label: str, problems: Probl
 def load_gpus(path: Path, problems: Problems, broken: set[str] | None = None) -> dict[str, Gpu]:
     rows = read_rows(path, GPU_COLUMNS, problems, broken)
     _unique(rows, "gpu", str(path), problems)
-    return {str(r["gpu"]): Gpu(**r) for r in rows}  # type: ignore[arg-type]
+    out: dict[str, Gpu] = {}
+    for r in rows:
+        mib, gb = r["mem_mib"], float(r["mem_gb"])  # type: ignore[arg-type]
+        if mib is not None and not mem_mib_matches(float(mib), gb):  # type: ignore[arg-type]
+            problems.add(str(path), f"gpu '{r['gpu']}': mem_mib {mib:g} ({float(mib) * MIB / 1e9:.1f} GB) is "  # type: ignore[arg-type]
+                                    f"not within {MEM_MIB_TOLERANCE:.0%} of mem_gb {gb:g}")
+            if broken is not None:
+                broken.add(str(r["gpu"]))
+            continue
+        out[str(r["gpu"])] = Gpu(**r)  # type: ignore[arg-type]
+    return out
 
 
 def load_offerings(path: Path, gpus: dict[str, Gpu], problems: Problems, gpus_path: str = "",
