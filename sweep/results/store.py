@@ -8,8 +8,9 @@ Contract:
 - Rows are buffered and flushed as a new part every ``rows_per_part`` rows or ``flush_s`` seconds, so
   memory stays flat and the dataset is readable while a sweep runs. Workers write their own parts
   (:class:`PartWriter`: same atomic parts, at the end of each chunk of work too) into the dataset the
-  driver's :class:`Store` holds open; the driver writes only what workers send back (where they cannot
-  reach the output location) and ``lost`` rows (status ``lost``), then compacts.
+  run's :class:`Store` holds open — in the keeper process (:mod:`sweep.results.keeper`) for a driver on
+  processes or Ray, in the driver itself on the serial backend; the store writes only what workers send
+  back (where they cannot reach the output location) and ``lost`` rows (status ``lost``), then compacts.
 - A pareto task's frontier part is written before its solutions row, so a task that counts as
   finished always has its frontier.
 - ``compact()`` (end of a run) merges parts, drops duplicate task ids (a crash can leave a re-run's
