@@ -270,7 +270,7 @@ def test_files_travel_with_the_work(tmp_path):
     from sweep.results.rows import from_ipc
 
     t = from_ipc(part.table).to_pydict()
-    assert t["scenario_id"] == list(part.ids) == ids
+    assert t["scenario_id"] == ids and part.ids == tuple(int(i, 16) for i in ids)
     assert part.index == tuple(range(job.size)) and part.tasks == (2,) * job.size
     assert set(t["perf_profile"]) == {"data/profile.csv"} and set(t["catalog_gpus"]) == {"builtin"}
     with Store(str(tmp_path / "out"), "files"):  # the driver holds the dataset; the worker writes into it

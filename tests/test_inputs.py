@@ -341,4 +341,16 @@ def test_gpu_memory_is_what_software_sees():
     assert cat.gpus["H100-SXM"].mem_bytes == 81559 * 2**20 > 80e9 * 1.06
     assert 23e9 < cat.gpus["L4"].mem_bytes == 23034 * 2**20 < 24.2e9
     assert replace(cat.gpus["A100-80GB"], mem_mib=None).mem_bytes == 80e9
-    assert replace(cat.gpus["A100-80GB"], mem_gb=40).mem_bytes == 40e9
+
+
+def test_gpu_pool_memory_override_uses_its_own_figure(tmp_path):
+    """A gpu_pool.csv memory_gb unlike the built-in card's is used as given (mem_gb × 1e9): the built-in
+    card's reported MiB total does not describe it."""
+    from sweep.errors import Problems
+    from sweep.inputs.legacy import read_pool
+
+    pool = tmp_path / "gpu_pool.csv"
+    pool.write_text("gpu_type,count,memory_gb,cost_per_hour\nA100,2,60,1.5\n")
+    problems = Problems()
+    [(_, gpu, _, _, _)] = read_pool(pool, load_builtin().gpus, problems)
+    assert not problems.items and gpu.mem_gb == 60 and gpu.mem_mib is None and gpu.mem_bytes == 60e9

@@ -45,6 +45,12 @@ def task_id(scenario_id: str, method: str, budget: float | None = None) -> str:
     return f"{scenario_id}/{method}" + (f"@{budget:g}" if budget is not None else "")
 
 
+def scenario_number(scenario_id: str) -> int:
+    """A scenario id (16 hex digits) as the 64-bit number it is: how a driver holds millions of them.
+    ValueError if it is not one."""
+    return int(scenario_id, 16)
+
+
 def tasks_for(sc: Scenario, methods: Iterable[str]) -> list[Task]:
     """The tasks of one scenario; ``min_cost`` only where the scenario has a demand (SPEC §5.1)."""
     from sweep.solve.methods import MethodParams, enumeration_budgets

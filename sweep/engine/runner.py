@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from sweep.engine.backends import Backend, make_backend
-from sweep.engine.plan import Chunk, chunks, raw_range, tasks_for
+from sweep.engine.plan import Chunk, chunks, raw_range, scenario_number, tasks_for
 from sweep.engine.progress import Progress, fmt_duration
 from sweep.engine.worker import (
     ChunkDone,
@@ -87,7 +87,7 @@ class Survey:
     ids: set[int]  # every scenario id of the job, as the 64-bit number its 16 hex digits are
     parts: list[tuple[bytes, list[bool]]]  # scenarios.parquet rows (zstd IPC), which to keep (a repeat is not)
     counts: array  # tasks of the scenario at each index (0 for an index that repeats an earlier scenario)
-    index_ids: array  # the scenario id (as a number) at each index of ``counts`` (0 for a repeated one)
+    index_ids: array  # the scenario id (as a number) at each index of ``counts`` (0 for an index in ``skip``)
     skip: frozenset[int]  # indices whose scenario repeats an earlier index's
 
     def _finished_by_id(self, done: set[str], methods: tuple[str, ...]) -> dict[int, int]:
@@ -97,7 +97,7 @@ class Survey:
         for t in done:
             sid, _, rest = t.partition("/")
             try:
-                key = int(sid, 16)
+                key = scenario_number(sid)
             except ValueError:
                 continue
             if key in self.ids and rest.partition("@")[0] in methods:
@@ -157,8 +157,7 @@ def survey(job: Job, be: Backend, ctx: WorkContext) -> Survey:
     demand = False
     for p in parts:  # identical scenarios in a grid are one scenario: the first index keeps it
         keep = []
-        for i, sid, k, d in zip(p.index, p.ids, p.tasks, p.demand, strict=True):
-            key = int(sid, 16)
+        for i, key, k, d in zip(p.index, p.ids, p.tasks, p.demand, strict=True):
             keep.append(key not in seen)
             if key in seen:
                 skip.add(i)

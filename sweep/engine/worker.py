@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweep import faults
-from sweep.engine.plan import Chunk, Task, raw_range, tasks_for
+from sweep.engine.plan import Chunk, Task, raw_range, scenario_number, tasks_for
 from sweep.errors import InputError, Problem
 from sweep.inputs.job import Job
 from sweep.results.rows import TaskOutput
@@ -179,7 +179,7 @@ class SurveyPart:
 
     chunk: Chunk
     index: tuple[int, ...] = ()
-    ids: tuple[str, ...] = ()
+    ids: tuple[int, ...] = ()  # scenario ids as numbers (:func:`~sweep.engine.plan.scenario_number`)
     tasks: tuple[int, ...] = ()
     demand: tuple[bool, ...] = ()
     table: bytes = b""
@@ -196,7 +196,7 @@ def survey_chunk(handle: tuple, chunk: Chunk) -> SurveyPart:
         return SurveyPart(chunk, problems=tuple(e.problems))
     base = _base_dir(ctx)
     table = scenarios_table(ctx.sweep, (_as_given(ctx, sc, base) for _, sc in scs))
-    return SurveyPart(chunk, tuple(i for i, _ in scs), tuple(sc.scenario_id for _, sc in scs),
+    return SurveyPart(chunk, tuple(i for i, _ in scs), tuple(scenario_number(sc.scenario_id) for _, sc in scs),
                       tuple(len(tasks_for(sc, ctx.job.methods)) for _, sc in scs),
                       tuple(bool(sc.workload.min_throughput or sc.workload.request_rate) for _, sc in scs),
                       to_ipc(table))

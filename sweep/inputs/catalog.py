@@ -46,12 +46,9 @@ class Gpu:
 
     @property
     def mem_bytes(self) -> float:
-        """Bytes of memory the serving engine sees: ``mem_mib`` MiB when known and it matches ``mem_gb``
-        (a copy whose ``mem_gb`` was overridden, e.g. a gpu_pool.csv ``memory_gb``, no longer matches it),
-        else ``mem_gb`` × 1e9."""
-        if self.mem_mib and mem_mib_matches(self.mem_mib, self.mem_gb):
-            return self.mem_mib * MIB
-        return self.mem_gb * 1e9
+        """Bytes of memory the serving engine sees: ``mem_mib`` MiB when known, else ``mem_gb`` × 1e9 (a copy
+        whose ``mem_gb`` is overridden, e.g. by a gpu_pool.csv ``memory_gb``, drops its ``mem_mib``)."""
+        return self.mem_mib * MIB if self.mem_mib else self.mem_gb * 1e9
 
 
 def mem_mib_matches(mem_mib: float, mem_gb: float) -> bool:

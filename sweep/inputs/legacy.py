@@ -204,7 +204,7 @@ def read_pool(path: Path, gpus: dict[str, Gpu], problems: Problems) -> list[tupl
         if abs(gpu.mem_gb - mem) > 0.5:
             _warn(where, f"{name}: memory_gb {mem:g} differs from the built-in {gpu.gpu}'s {gpu.mem_gb:g} GB; "
                          f"using {mem:g} GB")
-            gpu = replace(gpu, gpu=f"{gpu.gpu}@{mem:g}GB", mem_gb=mem)
+            gpu = replace(gpu, gpu=f"{gpu.gpu}@{mem:g}GB", mem_gb=mem, mem_mib=None)  # no reported total for it
         seen.add(name)
         out.append((name, gpu, int(count), price, int(gpn)))
     if not out and not problems:

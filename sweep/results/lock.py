@@ -94,12 +94,21 @@ def _read_lock(fd: int) -> dict:
     return doc if isinstance(doc, dict) else {}
 
 
-def _start_ticks(pid: int) -> int | None:
-    """When a process started (clock ticks since boot), to tell a live holder from a reused pid."""
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name (state first); empty if unreadable."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When a process started (clock ticks since boot), to tell a live holder from a reused pid."""
+    fields = _stat(pid)
+    try:
+        return int(fields[19])
+    except (ValueError, IndexError):
         return None
 
 
@@ -117,8 +126,7 @@ def _holder_alive(other: dict, host: str, me: int) -> bool:
 
 
 def _alive(pid: int) -> bool:
-    """A process that runs: a zombie (dead, not yet reaped — e.g. a killed run's keeper whose parent died
-    with it) does not."""
+    """A process that runs: a zombie (dead, not yet reaped by its parent) does not."""
     if pid <= 0:
         return False
     try:
@@ -127,8 +135,4 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return _stat(pid)[:1] != ["Z"]

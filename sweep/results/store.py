@@ -225,9 +225,7 @@ class Store:
     def write_scenarios(self, parts: list[tuple[bytes, list[bool]]]) -> None:
         """scenarios.parquet: these scenarios — IPC streams of :func:`sweep.results.rows.scenarios_table` rows,
         each with the mask of rows to keep — plus earlier runs' ones not among them."""
-        tables = [from_ipc(data) for data, _ in parts]
-        new = pa.concat_tables([t.filter(pa.array(keep, pa.bool_())) for t, (_, keep) in zip(tables, parts,
-                                                                                              strict=True)])
+        new = pa.concat_tables([from_ipc(data).filter(pa.array(keep, pa.bool_())) for data, keep in parts])
         seen = set(new.column("scenario_id").to_pylist())
         dest = self.path("scenarios.parquet")
         if self._exists(dest):
