@@ -161,11 +161,15 @@ def test_dtype_changes_throughput_and_memory(run_cli, tmp_path):
         assert rows["fp8"][k]["throughput_tok_s"] > rows["bf16"][k]["throughput_tok_s"], k
 
     cat = load_builtin()
-    m, g = cat.models["llama-3.1-70b"], cat.gpus["H100-SXM"]
+    # without a vocab the embedding and head are not set apart (they would stay 16-bit): the bytes are the dtype's
+    m, g = replace(cat.models["llama-3.1-70b"], vocab=0), cat.gpus["H100-SXM"]
     # no engine cap on the batch, so that the batch shows the memory left for the KV cache
-    est = {d: estimate(m, g, 4, 1, Workload(512, 256, 0, d), Knobs(max_batch=4096)) for d in ("bf16", "fp8", "int4")}
+    est = {d: estimate(m, g, 4, 1, Workload(512, 256, 0, d), Knobs(max_batch=4096))
+           for d in ("bf16", "fp8", "fp4", "int4")}
     assert est["fp8"].weights_gb_per_gpu == pytest.approx(est["bf16"].weights_gb_per_gpu / 2)
     assert est["int4"].weights_gb_per_gpu == pytest.approx(est["bf16"].weights_gb_per_gpu / 4)
+    # NVFP4: 4 bits plus one 8-bit scale per 16 weights
+    assert est["fp4"].weights_gb_per_gpu == pytest.approx(est["bf16"].weights_gb_per_gpu * 4.5 / 16)
     assert est["bf16"].batch < est["fp8"].batch
     assert est["bf16"].throughput_tok_s < est["fp8"].throughput_tok_s
 
@@ -252,3 +256,45 @@ def test_cbc_time_limit_is_never_reported_infeasible(tmp_path):
     for tl in (5e-4, 1e-3, 2e-3, 3e-3) * 3:
         statuses.append(max_throughput(replace(inst, time_limit_s=tl)).status)
     assert set(statuses) <= {"optimal", "time_limit"}, statuses
+
+
+def test_fp4_runs_on_fp4_tensor_cores_only_where_the_gpu_has_them():
+    """fp4 weight GEMMs use fp4 tensor cores (B200) where gpus.csv gives fp4_tflops; elsewhere (H100) they are
+    weight-only 4-bit with 16-bit math; attention runs at the fp8 KV cache's precision on both."""
+    from sweep.fleet.perf import attention_tflops, peak_tflops
+
+    cat = load_builtin()
+    b200, h100 = cat.gpus["B200"], cat.gpus["H100-SXM"]
+    assert peak_tflops(b200, "fp4") == b200.fp4_tflops > b200.fp8_tflops
+    assert peak_tflops(h100, "fp4") == h100.bf16_tflops  # no fp4 tensor cores on Hopper
+    assert attention_tflops(b200, "fp4") == b200.fp8_tflops
+    assert attention_tflops(h100, "bf16") == h100.bf16_tflops
+    # prefill-heavy work on B200: fp4 beats fp8 (compute) and fits a larger batch (memory)
+    m, wl = cat.models["llama-3.3-70b"], {d: Workload(5000, 500, 0, d) for d in ("fp8", "fp4")}
+    est = {d: estimate(m, b200, 1, 1, wl[d], Knobs(max_batch=4096)) for d in wl}
+    assert est["fp4"].batch > est["fp8"].batch
+    assert est["fp4"].throughput_tok_s > est["fp8"].throughput_tok_s
+
+
+def test_embedding_and_head_stay_16_bit_on_the_end_stages():
+    """The embedding sits on the first pipeline stage and the output head on the last, both at 16 bits in a
+    quantised checkpoint: with PP 2 the last stage holds more than the first, and an fp8 model's weights exceed
+    half its 16-bit size by exactly the two vocab × hidden matrices."""
+    from sweep.fleet.perf import StageShape, stage_memory
+
+    cat = load_builtin()
+    m, g, wl = cat.models["llama-3.1-8b"], cat.gpus["H100-SXM"], Workload(512, 256, 0, "fp8")
+    half = m.layers // 2
+    first = stage_memory(m, wl, StageShape(g, 1, half, first=True), Knobs())[0]
+    last = stage_memory(m, wl, StageShape(g, 1, half, last=True), Knobs())[0]
+    plain = stage_memory(m, wl, StageShape(g, 1, half), Knobs())[0]
+    assert first == pytest.approx(last) == pytest.approx(plain + m.vocab * m.hidden * 2)
+    one = {d: estimate(m, g, 1, 1, Workload(512, 256, 0, d), Knobs()).weights_gb_per_gpu for d in ("bf16", "fp8")}
+    assert one["bf16"] == pytest.approx(m.params_b * 2)
+    assert one["fp8"] == pytest.approx(one["bf16"] / 2 + 2 * m.vocab * m.hidden / 1e9)
+    # the head is read every decode step: the last of two stages is the slower one
+    from sweep.fleet.perf import stage_step_s
+
+    s_first = stage_step_s(m, wl, StageShape(g, 1, half, first=True), Knobs(), 64)
+    s_last = stage_step_s(m, wl, StageShape(g, 1, half, last=True), Knobs(), 64)
+    assert s_last > 1.1 * s_first

@@ -121,6 +121,63 @@ def test_no_published_layout_is_dropped(shipped):
     assert all(predict_tok_s(m, catalog, Knobs()) > 0 for m in ms)
 
 
+def _ideal(knobs: Knobs) -> Knobs:
+    """The model at 100 % of every datasheet peak with no overhead: an upper bound on any real engine."""
+    from dataclasses import replace
+
+    fams = tuple(replace(f, bw_eff=1.0, compute_eff=1.0, allreduce_us=0.0) for f in knobs.families)
+    return replace(knobs, families=fams, tp_loss=0.0, pp_loss=0.0, seq_step_us=0.0, allreduce_latency_us=0.0,
+                   mem_fraction=1.0, overhead_gb=0.0)
+
+
+def test_no_published_row_beats_the_ideal_roofline(shipped):
+    """A row faster than its layout's physical bound cannot be the layout as read (wrong units, another
+    configuration): such rows are excluded with the reason in SOURCES.md, and none is left among the fitted ones."""
+    ms, catalog = shipped
+    ideal = _ideal(Knobs())
+    over = [(m.model, m.gpu, m.tp, m.pp, m.prompt_tokens, m.output_tokens, m.concurrency)
+            for m in ms if m.output_tok_s > predict_tok_s(m, catalog, ideal)]
+    assert not over, over
+    assert all(predict_tok_s(m, catalog, ideal) >= predict_tok_s(m, catalog, Knobs()) for m in ms)
+
+
+def test_excluded_rows_over_the_bound_are_over_it(shipped):
+    """The two published rows excluded for beating the ideal roofline really do (the reason stays true)."""
+    _, catalog = shipped
+    ideal = _ideal(Knobs())
+    over = [m for m in _excluded(catalog) if m.output_tok_s > predict_tok_s(m, catalog, ideal)]
+    assert {(m.model, m.gpu, m.concurrency) for m in over} == {("mixtral-8x7b", "A100-80GB", 32),
+                                                               ("mixtral-8x7b", "L40S", 32)}
+
+
+def test_pipeline_stages_scale_as_published(shipped, capsys):
+    """Published PP runs (the same source, model, GPU, TP and lengths at PP 1 and PP n): the model's throughput
+    ratio PP n / PP 1 against the published one, printed per pair; per PP degree the median |error| of the ratio is
+    at most 20 % and no pair is off by more than 50 %."""
+    ms, catalog = shipped
+    key = lambda m: (m.source, m.model, m.gpu, m.tp, m.dtype, m.prompt_tokens, m.output_tokens)  # noqa: E731
+    base = {key(m): m for m in ms if m.pp == 1}
+    pairs = [(base[key(m)], m) for m in ms if m.pp > 1 and key(m) in base]
+    assert len(pairs) >= 20
+    knobs = Knobs()
+    by_pp: dict[int, list[float]] = {}
+    with capsys.disabled():
+        print(f"\n\npipeline scaling: throughput at PP n / at PP 1, published vs model ({len(pairs)} pairs)")
+        for one, many in pairs:
+            published = many.output_tok_s / one.output_tok_s
+            modelled = predict_tok_s(many, catalog, knobs) / predict_tok_s(one, catalog, knobs)
+            by_pp.setdefault(many.pp, []).append(modelled / published - 1)
+            print(f"{many.source[:26]:<27}{many.model:<15}{many.gpu:<13}{f'{many.tp}×{many.pp}':>5}"
+                  f"{f'{many.prompt_tokens}/{many.output_tokens}':>12}{published:>8.2f}{modelled:>8.2f}"
+                  f"{modelled / published - 1:>+8.1%}")
+        print("per PP degree, |error| of the ratio: " + "; ".join(
+            f"PP {pp}: median {statistics.median([abs(x) for x in xs]):.0%}, max {max(abs(x) for x in xs):.0%} "
+            f"({len(xs)} pairs)" for pp, xs in sorted(by_pp.items())))
+    for xs in by_pp.values():
+        assert statistics.median([abs(x) for x in xs]) <= 0.20
+        assert max(abs(x) for x in xs) <= 0.50
+
+
 def test_70b_fp8_fits_one_80gb_gpu():
     cat = load_builtin()
     est = estimate(cat.models["llama-3.3-70b"], cat.gpus["H100-SXM"], 1, 1, Workload(1000, 1000, 0, "fp8"), Knobs())

@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu", help="GPU of the JSON results (else their metadata 'gpu')")
     p.add_argument("--tp", type=int, help="tensor parallelism of the JSON results (else metadata 'tp')")
     p.add_argument("--pp", type=int, help="pipeline parallelism of the JSON results (else metadata 'pp', or 1)")
-    p.add_argument("--dtype", help="bf16, fp16, fp8 or int4 for the JSON results (else metadata 'dtype')")
+    p.add_argument("--dtype", help="bf16, fp16, fp8, fp4 or int4 for the JSON results (else metadata 'dtype')")
     p.add_argument("--model", help="catalog model of the JSON results (else guessed from model_id)")
 
 

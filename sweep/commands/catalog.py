@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     problems = Problems()
     if args.kind == "gpus":
         items = list(load_gpus(path, problems).values())
-        cols = ["gpu", "mem_gb", "bf16_tflops", "fp8_tflops", "mem_bw_gbps", "link_gbps"]
+        cols = ["gpu", "mem_gb", "bf16_tflops", "fp8_tflops", "fp4_tflops", "mem_bw_gbps", "link_gbps"]
     elif args.kind == "models":
         items = list(load_models(path, problems).values())
         cols = ["model", "params_b", "active_params_b", "layers", "hidden", "heads", "kv_heads", "head_dim"]

@@ -180,11 +180,14 @@ def _cmd(args: list[str]) -> str:
                           [" ".join(shlex.quote(a) for a in args[i:i + 2]) for i in range(3, len(args), 2)])
 
 
-def _int4_note(plan: Plan) -> list[str]:
-    if plan.dtype != "int4":
-        return []
-    return ["int4: vLLM reads 4-bit weights from a quantized checkpoint (AWQ/GPTQ): point the model id at one; "
-            "no --quantization flag is set here"]
+def _checkpoint_note(plan: Plan) -> list[str]:
+    if plan.dtype == "int4":
+        return ["int4: vLLM reads 4-bit weights from a quantized checkpoint (AWQ/GPTQ): point the model id at one; "
+                "no --quantization flag is set here"]
+    if plan.dtype == "fp4":
+        return ["fp4: vLLM reads NVFP4 weights from a quantized checkpoint (e.g. ModelOpt's nvidia/*-FP4): point the "
+                "model id at one; no --quantization flag is set here"]
+    return []
 
 
 RAY_START = """HEAD_IP=$(echo "$SKYPILOT_NODE_IPS" | head -n1)
@@ -254,7 +257,7 @@ def skypilot_task(plan: Plan, g: Group) -> tuple[dict[str, Any], list[str]]:
     if num_nodes > 1:
         head.append(f"the pipeline spans {num_nodes} nodes: Ray cluster per replica, vLLM on the head node "
                     "(as SkyPilot's llm/vllm/vllm-multinode.sky.yaml)")
-    head += _int4_note(plan)
+    head += _checkpoint_note(plan)
     return task, head
 
 
@@ -297,7 +300,7 @@ def vllm_script(plan: Plan) -> str:
              f"fleet {plan.cost_per_hour:,.2f} $/h, {plan.throughput_tok_s:,.0f} tok/s",
              "# usage: bash launch-vllm.sh GROUP            (on every node of a one-node replica)",
              "#        bash launch-vllm.sh GROUP head|worker HEAD_IP   (a replica across nodes: Ray first)",
-             *[f"# note: {n}" for n in _int4_note(plan)],
+             *[f"# note: {n}" for n in _checkpoint_note(plan)],
              "set -euo pipefail", 'group="${1:?replica group number}"', 'role="${2:-head}"', 'head_ip="${3:-}"',
              'case "$group" in']
     for g in plan.groups:

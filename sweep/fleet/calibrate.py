@@ -27,7 +27,8 @@ from sweep.inputs.calibration import Family, read_calibration  # noqa: F401  (re
 from sweep.inputs.catalog import Catalog
 from sweep.inputs.csvfile import parse_csv
 
-DTYPES = {"bf16": "bf16", "fp16": "bf16", "float16": "bf16", "bfloat16": "bf16", "fp8": "fp8", "int4": "int4"}
+DTYPES = {"bf16": "bf16", "fp16": "bf16", "float16": "bf16", "bfloat16": "bf16", "fp8": "fp8", "fp4": "fp4",
+          "nvfp4": "fp4", "int4": "int4"}
 CSV_COLUMNS = ("model", "gpu", "tp", "pp", "dtype", "prompt_tokens", "output_tokens", "concurrency", "output_tok_s")
 MIN_ROWS_TWO_KNOBS = 4  # a family with fewer measured rows gets one common scale on both fractions
 BOUNDS = {"bw_eff": (0.15, 1.0), "compute_eff": (0.03, 1.0)}
@@ -259,7 +260,7 @@ def fit_family(ms: Sequence[Measurement], catalog: Catalog, knobs: Knobs, fam: F
     return fam
 
 
-GLOBAL_BOUNDS = {"tp_loss": (0.001, 0.6), "seq_step_us": (0.01, 50.0)}
+GLOBAL_BOUNDS = {"tp_loss": (0.001, 0.6), "seq_step_us": (0.01, 50.0), "pp_loss": (0.001, 0.5)}
 
 
 def fit(ms: Sequence[Measurement], catalog: Catalog, knobs: Knobs, fit_globals: bool = False) -> Knobs:

@@ -44,15 +44,18 @@ from sweep.inputs.catalog import Gpu, Model
 from sweep.inputs.csvfile import parse_csv
 from sweep.inputs.settings import DEFAULTS, PerfSettings, settings_of
 
-DTYPE_BYTES = {"bf16": None, "fp8": (1.0, 1.0), "int4": (0.5, 1.0)}  # (weight, kv); None = the model's own
+# (bytes per weight, bytes per KV element); None = the model's own. fp4 is NVFP4: a 4-bit value plus one FP8 scale
+# per 16 weights (4.5 bits), with an FP8 KV cache as NVIDIA's FP4 checkpoints have.
+DTYPE_BYTES = {"bf16": None, "fp8": (1.0, 1.0), "int4": (0.5, 1.0), "fp4": (0.5625, 1.0)}
 ACT_BYTES = 2.0  # activations exchanged by all-reduce and between stages stay 16-bit
 PCIE_BELOW_GBPS = 200.0  # a GPU link slower than this is PCIe (no NVLink / Infinity Fabric)
 NVLINK_AR_EFF = 0.40  # all-reduce bus bandwidth / link_gbps (total, both directions) on NVLink-class links
 PCIE_AR_EFF = 0.30  # the same over PCIe (through host bridges; NCCL reaches ~20 GB/s on Gen4 x16 = 64)
 PCIE_AR_US = 30.0  # fixed cost of one all-reduce over PCIe, µs
 MAX_LOAD_BATCH = 4096  # "max load": the engine's own batch cap is far above what memory allows
-TP_LOSS = 0.12  # fractional slowdown of a stage's step per doubling of TP (fitted with the families)
-SEQ_STEP_US = 11.0  # per sequence per decode step outside the GPU kernels (sampling, scheduling), µs (fitted)
+TP_LOSS = 0.11  # fractional slowdown of a stage's step per doubling of TP (fitted with the families)
+PP_LOSS = 0.04  # fractional slowdown of a pipeline round per stage boundary (send/receive, stages waiting), fitted
+SEQ_STEP_US = 15.0  # per sequence per decode step outside the GPU kernels (sampling, scheduling), µs (fitted)
 
 
 def _families_path() -> Path:
@@ -108,6 +111,7 @@ class Knobs:
     max_batch: int = DEFAULTS.perf.max_batch
     tp_loss: float = TP_LOSS
     seq_step_us: float = SEQ_STEP_US
+    pp_loss: float = PP_LOSS
     families: tuple[Family, ...] = field(default_factory=_default_families)
 
     @classmethod
@@ -173,10 +177,26 @@ def dtype_bytes(model: Model, dtype: str) -> tuple[float, float]:
 
 
 def peak_tflops(gpu: Gpu, dtype: str) -> float:
-    """fp8 runs on fp8 tensor cores where the GPU has them; int4 is weight-only (16-bit math)."""
+    """Dense peak of the weight GEMMs: fp8 and fp4 run on their tensor cores where the GPU has them; int4, and
+    fp4 or fp8 on a GPU without such cores, are weight-only (dequantised to 16-bit math)."""
+    if dtype == "fp4" and gpu.fp4_tflops > 0:
+        return gpu.fp4_tflops
     if dtype == "fp8" and gpu.fp8_tflops > 0:
         return gpu.fp8_tflops
     return gpu.bf16_tflops
+
+
+def attention_tflops(gpu: Gpu, dtype: str) -> float:
+    """Dense peak of attention (QKᵀ, AV): it runs at the KV cache's precision — fp8 for fp8 and fp4 models where
+    the GPU has fp8 tensor cores, else 16-bit."""
+    if dtype in ("fp8", "fp4") and gpu.fp8_tflops > 0:
+        return gpu.fp8_tflops
+    return gpu.bf16_tflops
+
+
+def _compute_s(gpu: Gpu, dtype: str, gemm_flops: float, attn_flops: float, efficiency: float) -> float:
+    """Seconds of tensor work: weight GEMMs and attention, each at its own peak, times the sustained fraction."""
+    return (gemm_flops / peak_tflops(gpu, dtype) + attn_flops / attention_tflops(gpu, dtype)) / (1e12 * efficiency)
 
 
 @dataclass(frozen=True)
@@ -186,6 +206,20 @@ class StageShape:
     gpu: Gpu
     tp: int
     layers: int
+    first: bool = False  # holds the input embedding (pipeline_estimate marks the first stage)
+    last: bool = False  # holds the output head (the last stage)
+
+
+def _layer_params(model: Model) -> tuple[float, float]:
+    """(all, active) parameters of the transformer layers: the model's, less its embedding and output head."""
+    edges = 2 * model.head_params
+    return model.params_b * 1e9 - edges, model.active_params_b * 1e9 - edges
+
+
+def _edge_bytes(model: Model, stage: StageShape) -> float:
+    """Bytes per GPU of the embedding (first stage) and the output head (last stage), split over TP: they stay at
+    the model's own 16-bit precision in fp8, fp4 and int4 checkpoints (ModelOpt, AWQ and GPTQ leave them out)."""
+    return (stage.first + stage.last) * model.head_params * model.weight_bytes / stage.tp
 
 
 def stage_memory(model: Model, wl: Workload, stage: StageShape, knobs: Knobs) -> tuple[float, float, float]:
@@ -195,7 +229,7 @@ def stage_memory(model: Model, wl: Workload, stage: StageShape, knobs: Knobs) ->
     """
     wb, kvb = dtype_bytes(model, wl.dtype)
     frac = stage.layers / model.layers
-    weights = model.params_b * 1e9 * wb * frac / stage.tp
+    weights = _layer_params(model)[0] * wb * frac / stage.tp + _edge_bytes(model, stage)
     kv_heads_per_gpu = math.ceil(model.kv_heads / stage.tp)  # fewer KV heads than TP ranks: replicated
     kv_token = 2 * stage.layers * kv_heads_per_gpu * model.head_dim * kvb
     left = stage.gpu.mem_bytes - knobs.overhead_gb * 1e9 - weights  # the bytes the engine sees (Gpu.mem_bytes)
@@ -216,13 +250,19 @@ def _tp_factor(tp: int, knobs: Knobs) -> float:
     return 1.0 + knobs.tp_loss * math.log2(tp)
 
 
+def pp_round_factor(pp: int, knobs: Knobs) -> float:
+    """A pipeline round's stage work, stretched per stage boundary (send/receive, stages waiting on each other)."""
+    return 1.0 + knobs.pp_loss * (pp - 1)
+
+
 def _weights_read_fraction(model: Model, micro_batch: float) -> float:
     """Share of a stage's weights one decode step reads: all for a dense model; for a mixture of
     experts the shared part plus the experts the batch touches, each expert taken with probability
     active/total per token (Mixtral: 2 of 8) — all of them at large batch."""
     if model.active_params_b >= model.params_b:
         return 1.0
-    a = model.active_params_b / model.params_b
+    total, active = _layer_params(model)
+    a = active / total
     return a + (1 - a) * (1 - (1 - a) ** micro_batch)
 
 
@@ -233,12 +273,17 @@ def stage_step_s(model: Model, wl: Workload, stage: StageShape, knobs: Knobs, mi
     frac = stage.layers / model.layers
     ctx_avg = wl.prompt_tokens + wl.output_tokens / 2
     bw = stage.gpu.mem_bw_gbps * 1e9 * fam.bw_eff * knobs.bw_efficiency
-    t_mem = (weights * _weights_read_fraction(model, micro_batch)
-             + micro_batch * kv_token * ctx_avg) / bw
-    gemm = 2 * model.active_params_b * 1e9 * frac * micro_batch
+    # the layers' weights (a mixture of experts: those the batch touches), the whole head (the embedding is only
+    # looked up, a few rows a step), every sequence's KV cache
+    layers = weights - _edge_bytes(model, stage)
+    head = model.head_params * model.weight_bytes / stage.tp if stage.last else 0.0
+    t_mem = (layers * _weights_read_fraction(model, micro_batch) + head + micro_batch * kv_token * ctx_avg) / bw
+    gemm = 2 * _layer_params(model)[1] * frac * micro_batch
     attn = 4 * stage.layers * model.heads * model.head_dim * ctx_avg * micro_batch  # QKᵀ and AV
-    flops = peak_tflops(stage.gpu, wl.dtype) * 1e12 * fam.compute_eff * knobs.compute_efficiency
-    t_cmp = (gemm + attn) / stage.tp / flops
+    eff = fam.compute_eff * knobs.compute_efficiency
+    t_cmp = _compute_s(stage.gpu, wl.dtype, gemm, attn, eff) / stage.tp
+    if stage.last:  # the head's logits GEMM, at 16 bits
+        t_cmp += 2 * model.head_params * micro_batch / stage.tp / (stage.gpu.bf16_tflops * 1e12 * eff)
     t_ar = 2 * stage.layers * _allreduce_s(stage.gpu, stage.tp, fam, knobs, micro_batch * model.hidden * ACT_BYTES)
     return max(t_mem, t_cmp) * _tp_factor(stage.tp, knobs) + t_ar
 
@@ -249,12 +294,11 @@ def stage_prefill_s(model: Model, wl: Workload, stage: StageShape, knobs: Knobs)
     fam = knobs.family(stage.gpu)
     frac = stage.layers / model.layers
     n = wl.prompt_tokens
-    gemm = 2 * model.active_params_b * 1e9 * frac * n
+    gemm = 2 * _layer_params(model)[1] * frac * n  # logits only for the prompt's last position: not counted
     attn = 2 * stage.layers * model.heads * model.head_dim * n * n  # causal: half of 4·d·n² per layer
-    flops = (peak_tflops(stage.gpu, wl.dtype) * 1e12 * fam.compute_eff
-             * knobs.compute_efficiency * knobs.prefill_efficiency)
+    eff = fam.compute_eff * knobs.compute_efficiency * knobs.prefill_efficiency
     t_ar = 2 * stage.layers * _allreduce_s(stage.gpu, stage.tp, fam, knobs, n * model.hidden * ACT_BYTES)
-    return (gemm + attn) / stage.tp / flops * _tp_factor(stage.tp, knobs) + t_ar
+    return _compute_s(stage.gpu, wl.dtype, gemm, attn, eff) / stage.tp * _tp_factor(stage.tp, knobs) + t_ar
 
 
 def pipeline_estimate(
@@ -274,6 +318,7 @@ def pipeline_estimate(
     stage and link; prefill work is amortised over the request's output tokens.
     """
     pp = len(stages)
+    stages = [replace(st, first=i == 0, last=i == pp - 1) for i, st in enumerate(stages)]  # embedding, head
     ctx = wl.prompt_tokens + wl.output_tokens
     b_mem = math.inf
     for i, st in enumerate(stages):
@@ -299,7 +344,7 @@ def pipeline_estimate(
             for st in stages
         )
         hop = sum(knobs.allreduce_latency_us * 1e-6 + m * model.hidden * ACT_BYTES / (bw * 1e9) for bw in links)
-        return busy + hop + b * knobs.seq_step_us * 1e-6
+        return busy * pp_round_factor(pp, knobs) + hop + b * knobs.seq_step_us * 1e-6
 
     if batch is not None:
         b = int(min(batch, b_mem))
@@ -341,7 +386,7 @@ def _timing(model: Model, wl: Workload, stages: list[StageShape], knobs: Knobs, 
 
     def step_s(b: int) -> float:
         m = b / min(pp, b)
-        busy = max(min(pp, b) * stage_step_s(model, wl, st, knobs, m) for st in distinct)
+        busy = max(min(pp, b) * stage_step_s(model, wl, st, knobs, m) for st in distinct) * pp_round_factor(pp, knobs)
         hop = sum(knobs.allreduce_latency_us * 1e-6 + m * model.hidden * ACT_BYTES / (bw * 1e9) for bw in links)
         return busy + hop + b * knobs.seq_step_us * 1e-6
 

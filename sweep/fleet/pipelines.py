@@ -50,6 +50,7 @@ from sweep.fleet.perf import (
     StageShape,
     Workload,
     pipeline_estimate,
+    pp_round_factor,
     stage_memory,
     stage_prefill_s,
     stage_step_s,
@@ -153,8 +154,9 @@ class _Splitter:
         sm = self.stage_models.get(key)
         if sm is None:
             bmem = []
-            for layers in range(1, self.model.layers + 1):
-                _, kv_token, free = stage_memory(self.model, self.wl, StageShape(gpu, tp, layers), self.knobs)
+            for layers in range(1, self.model.layers + 1):  # room kept for one end matrix (embedding or head):
+                shape = StageShape(gpu, tp, layers, last=True)  # exact for the end stages, spare in the middle
+                _, kv_token, free = stage_memory(self.model, self.wl, shape, self.knobs)
                 bmem.append(math.floor(free / (kv_token * self.ctx)) if free > 0 else -1)
             sm = _StageModel(gpu, tp, bmem, [-x for x in bmem])
             self.stage_models[key] = sm
@@ -168,7 +170,8 @@ class _Splitter:
             n_mb = min(pp, b)
             one = StageShape(sm.gpu, sm.tp, 1)
             v = (n_mb * stage_step_s(self.model, self.wl, one, self.knobs, b / n_mb)
-                 + b * stage_prefill_s(self.model, self.wl, one, self.knobs) / self.wl.output_tokens)
+                 + b * stage_prefill_s(self.model, self.wl, one, self.knobs) / self.wl.output_tokens
+                 ) * pp_round_factor(pp, self.knobs)
             sm.busy[key] = v
         return v
 

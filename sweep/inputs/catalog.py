@@ -43,6 +43,7 @@ class Gpu:
     link_gbps: float  # intra-node GPU-to-GPU bandwidth per GPU, GB/s
     source: str = ""
     mem_mib: float | None = None
+    fp4_tflops: float = 0.0  # 0 = no fp4 tensor cores (fp4 weights then run as weight-only 4-bit, 16-bit math)
 
     @property
     def mem_bytes(self) -> float:
@@ -89,6 +90,12 @@ class Model:
     head_dim: int
     weight_bytes: float
     kv_bytes: float
+    vocab: int = 0  # untied input embedding and output head of vocab × hidden each; 0 = not given (counted in layers)
+
+    @property
+    def head_params(self) -> float:
+        """Parameters of the output head (and, the same again, of the input embedding): vocab × hidden."""
+        return float(self.vocab * self.hidden)
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,7 @@ GPU_COLUMNS: dict[str, _Col] = {
     "mem_mib": (float, False, None),  # blank/absent = mem_gb × 1e9 bytes (Gpu.mem_bytes)
     "bf16_tflops": (float, True, None),
     "fp8_tflops": (float, False, 0.0),
+    "fp4_tflops": (float, False, 0.0),  # blank/absent = no fp4 tensor cores
     "mem_bw_gbps": (float, True, None),
     "link_gbps": (float, False, 32.0),
     "source": (str, False, ""),
@@ -135,9 +143,10 @@ MODEL_COLUMNS: dict[str, _Col] = {
     "head_dim": (int, False, None),  # default: hidden // heads
     "weight_bytes": (float, False, 2.0),
     "kv_bytes": (float, False, 2.0),
+    "vocab": (int, False, None),  # config.json vocab_size; blank = embedding and head not placed apart
 }
 # columns that may be zero; every other number must be > 0
-_MAY_BE_ZERO = {"fp8_tflops", "spot_price_per_hour"}
+_MAY_BE_ZERO = {"fp8_tflops", "fp4_tflops", "spot_price_per_hour"}
 
 
 def builtin_path(kind: str) -> Path:
@@ -304,10 +313,17 @@ def load_models(path: Path, problems: Problems, broken: set[str] | None = None) 
         params = float(r["params_b"])  # type: ignore[arg-type]
         heads = int(r["heads"])  # type: ignore[call-overload]
         hidden = int(r["hidden"])  # type: ignore[call-overload]
+        active = float(r["active_params_b"]) if r["active_params_b"] is not None else params  # type: ignore[arg-type]
+        if r["vocab"] and 2 * int(r["vocab"]) * hidden >= active * 1e9:  # type: ignore[call-overload]
+            problems.add(str(path), f"model '{r['model']}': embedding and head (2 × vocab {r['vocab']} × hidden "
+                                    f"{hidden}) leave no active parameters of {active:g}B for the layers")
+            if broken is not None:
+                broken.add(str(r["model"]))
+            continue
         out[str(r["model"])] = Model(
             model=str(r["model"]),
             params_b=params,
-            active_params_b=float(r["active_params_b"]) if r["active_params_b"] is not None else params,  # type: ignore[arg-type]
+            active_params_b=active,
             layers=int(r["layers"]),  # type: ignore[call-overload]
             hidden=hidden,
             heads=heads,
@@ -315,6 +331,7 @@ def load_models(path: Path, problems: Problems, broken: set[str] | None = None) 
             head_dim=int(r["head_dim"]) if r["head_dim"] is not None else hidden // heads,  # type: ignore[call-overload]
             weight_bytes=float(r["weight_bytes"]),  # type: ignore[arg-type]
             kv_bytes=float(r["kv_bytes"]),  # type: ignore[arg-type]
+            vocab=int(r["vocab"] or 0),  # type: ignore[call-overload]
         )
     return out
 

@@ -121,7 +121,7 @@ SCHEMA: dict[str, Key] = {
     "limits.budget": Key("float", 0.0, _non_negative, "$/hour cap (0 = none)"),
     "limits.max_gpus": Key("int", 0, _non_negative, "GPU cap (0 = none)"),
     "perf.source": Key("str", "roofline", _one_of("roofline", "profile", "profile+roofline")),
-    "perf.dtype": Key("str", "bf16", _one_of("bf16", "fp8", "int4")),
+    "perf.dtype": Key("str", "bf16", _one_of("bf16", "fp8", "fp4", "int4")),
     "perf.profile": Key("str", "", None, "CSV: offering, tp, pp, throughput_tok_s [, tpot_ms, batch]"),
     "perf.tp": Key("list[int]", [1, 2, 4, 8], _positive_ints),
     "perf.pp": Key("list[int]", [1, 2, 4], _positive_ints),
