@@ -4,14 +4,15 @@ Everything is per *replica* (all ``tp·pp`` GPUs of one model copy) and in outpu
 
 The model, per pipeline stage of ``tp`` GPUs holding ``layers`` of the model:
 
-- **memory** (:func:`stage_memory`): weights per GPU (``params · bytes · layers/L / tp``); a layout is dropped
+- **memory** (:func:`stage_memory`): weights per GPU (the layers' ``params · bytes · layers/L / tp``, plus the
+  16-bit input embedding on the first stage and output head on the last); a layout is dropped
   only when the weights and ``overhead_gb`` of runtime do not fit the GPU's memory as software sees it
   (``Gpu.mem_bytes``: the reported MiB total where ``gpus.csv`` has one — an "80 GB" HBM part is 80 GiB).
   The KV cache may use ``mem_fraction`` of what is left (TensorRT-LLM's ``kv_cache_free_gpu_mem_fraction``; vLLM's
   ``gpu_memory_utilization`` leaves about the same), so a 70B fp8 model does run on one 80 GB GPU;
 - **decode step** (:func:`stage_step_s`): the larger of the memory time (weights read once per step —
-  for a mixture of experts only the experts the batch touches — plus each sequence's KV cache, which
-  grows with the context) at the family's *sustained* bandwidth, and the compute time (weight GEMMs
+  for a mixture of experts only the experts the batch touches; on the last stage the whole output head —
+  plus each sequence's KV cache, which grows with the context) at the family's *sustained* bandwidth, and the compute time (weight GEMMs
   of the active parameters plus attention FLOPs that grow with the context) at the family's sustained
   FLOPS; times ``1 + tp_loss·log2(tp)`` (smaller GEMMs and synchronisation as TP grows); plus two
   all-reduces per layer — ring over NVLink-class links, or over PCIe (a ``link_gbps`` under
@@ -19,7 +20,11 @@ The model, per pipeline stage of ``tp`` GPUs holding ``layers`` of the model:
 - **prefill** (:func:`stage_prefill_s`): weight GEMMs and causal attention over the prompt at the
   family's sustained FLOPS, plus the prompt's all-reduces, amortised over the output tokens;
 - **pipeline** (:func:`pipeline_estimate`): ``pp`` micro-batches in flight (fewer than ``pp`` leave
-  bubbles), the busiest stage sets the pace, plus stage-to-stage transfers.
+  bubbles), the busiest stage sets the pace (the last holds the head), a round ``1 + pp_loss·(pp − 1)`` times
+  longer (stages waiting on each other's sends), plus stage-to-stage transfers.
+
+Precisions (``perf.dtype``): 16-bit, ``fp8`` and ``fp4`` (NVFP4) weights on their own tensor cores where the GPU
+has them (``gpus.csv``), else dequantised to 16-bit math like ``int4``; attention at the KV cache's precision.
 
 *Sustained* fractions of the datasheet peaks are per GPU family (:data:`FAMILIES`, from
 ``sweep/data/perf_families.csv``): a few documented numbers per family, fitted to the published
