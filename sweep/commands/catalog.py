@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         cols = ["gpu", "mem_gb", "bf16_tflops", "fp8_tflops", "fp4_tflops", "mem_bw_gbps", "link_gbps"]
     elif args.kind == "models":
         items = list(load_models(path, problems).values())
-        cols = ["model", "params_b", "active_params_b", "layers", "hidden", "heads", "kv_heads", "head_dim"]
+        cols = ["model", "params_b", "active_params_b", "layers", "hidden", "heads", "kv_heads", "head_dim", "vocab"]
     else:
         gpus = load_gpus(builtin_path("gpus"), problems)
         items = list(load_offerings(path, gpus, problems).values())

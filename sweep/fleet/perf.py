@@ -395,7 +395,8 @@ def _timing(model: Model, wl: Workload, stages: list[StageShape], knobs: Knobs, 
         hop = sum(knobs.allreduce_latency_us * 1e-6 + m * model.hidden * ACT_BYTES / (bw * 1e9) for bw in links)
         return busy + hop + b * knobs.seq_step_us * 1e-6
 
-    one = {st: stage_prefill_s(model, wl, st, knobs) for st in distinct}
+    stretch = pp_round_factor(pp, knobs)  # as in pipeline_estimate: a round's prefills are stretched with its steps
+    one = {st: stage_prefill_s(model, wl, st, knobs) * stretch for st in distinct}
     prefills = [one[st] for st in stages]
     first = None
     if pp > 1:
