@@ -12,10 +12,10 @@ The model, per pipeline stage of ``tp`` GPUs holding ``layers`` of the model:
   ``gpu_memory_utilization`` leaves about the same), so a 70B fp8 model does run on one 80 GB GPU;
 - **decode step** (:func:`stage_step_s`): the larger of the memory time (weights read once per step —
   for a mixture of experts only the experts the batch touches; on the last stage the whole output head —
-  plus each sequence's KV cache, which grows with the context) at the family's *sustained* bandwidth, and the compute time (weight GEMMs
-  of the active parameters plus attention FLOPs that grow with the context) at the family's sustained
-  FLOPS; times ``1 + tp_loss·log2(tp)`` (smaller GEMMs and synchronisation as TP grows); plus two
-  all-reduces per layer — ring over NVLink-class links, or over PCIe (a ``link_gbps`` under
+  plus each sequence's KV cache, which grows with the context) at the family's *sustained* bandwidth,
+  and the compute time (weight GEMMs of the active parameters plus attention FLOPs that grow with the
+  context) at the family's sustained FLOPS; times ``1 + tp_loss·log2(tp)`` (smaller GEMMs and
+  synchronisation as TP grows); plus two all-reduces per layer — ring over NVLink-class links, or over PCIe (a ``link_gbps`` under
   :data:`PCIE_BELOW_GBPS`) at a lower effective bandwidth and a higher latency;
 - **prefill** (:func:`stage_prefill_s`): weight GEMMs and causal attention over the prompt at the
   family's sustained FLOPS, plus the prompt's all-reduces, amortised over the output tokens;
