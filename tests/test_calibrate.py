@@ -23,7 +23,7 @@ from sweep.fleet.perf import Family, Knobs, family_of
 from sweep.inputs.catalog import load_builtin
 from sweep.inputs.load import load_scenario
 
-PRIOR = Family("MI300X", 0.70, 0.62, 8.0)  # what an unmeasured family gets: the NVIDIA families' median
+PRIOR = Family("MI300X", 0.69, 0.57, 8.0)  # what an unmeasured family gets: the NVIDIA families' median
 
 
 def _shipped_rows(family: str) -> list[dict[str, str]]:
@@ -196,3 +196,33 @@ def test_no_error_band_from_too_few_rows():
         assert (fam in bands) == (n >= MIN_BAND_ROWS), (fam, n)
     for gpu in catalog.gpus:
         assert (error_band_pct(gpu) is None) == (counts.get(family_of(gpu), 0) < MIN_BAND_ROWS), gpu
+
+
+def test_a_max_load_row_can_name_the_engines_batch_cap(tmp_path, run_cli):
+    """At maximum load the model fills memory (up to 4096 sequences) unless the row says what the engine capped
+    the running sequences at (a CSV ``max_batch`` column; ``--max-batch`` or metadata for vLLM JSON): a short-context
+    8B run on an H100 capped at 64 sequences is predicted well below an uncapped one; a bad cap is one error line."""
+    catalog = load_builtin()
+    head = ",".join([*CSV_COLUMNS, "max_batch"])
+    src = tmp_path / "capped.csv"
+    src.write_text(f"{head}\nllama-3.1-8b,H100-SXM,1,1,fp8,128,128,max,20000,\n"
+                   "llama-3.1-8b,H100-SXM,1,1,fp8,128,128,max,20000,64\n")
+    problems: list = []
+    free, capped = read_measurements_csv(src, catalog, problems)
+    assert not problems and (free.max_batch, capped.max_batch) == (None, 64)
+    e_free, e_capped = errors([free, capped], catalog, Knobs())
+    assert (1 + e_capped) < 0.6 * (1 + e_free)
+    r = run_cli("calibrate", src, "-o", tmp_path / "c.toml")
+    assert r.code == 0, r.err
+    assert "max≤64" in r.out
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"{head}\nllama-3.1-8b,H100-SXM,1,1,fp8,128,128,max,20000,zero\n")
+    r = run_cli("calibrate", bad, "-o", tmp_path / "d.toml")
+    assert r.code == 2 and r.err_lines == [f"error: {bad}:2: max_batch must be a whole number, got 'zero'"]
+    assert not (tmp_path / "d.toml").exists()
+
+    js = tmp_path / "r.json"
+    js.write_text(json.dumps({**_vllm_result(gpu="H100-SXM", tp="1", dtype="fp8"), "max_concurrency": None}))
+    (m,) = read_vllm_json(js, catalog, problems, max_batch=256)
+    assert not problems and m.max_batch == 256 and m.concurrency is None

@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pp", type=int, help="pipeline parallelism of the JSON results (else metadata 'pp', or 1)")
     p.add_argument("--dtype", help="bf16, fp16, fp8, fp4 or int4 for the JSON results (else metadata 'dtype')")
     p.add_argument("--model", help="catalog model of the JSON results (else guessed from model_id)")
+    p.add_argument("--max-batch", type=int, help="the server's --max-num-seqs in maximum-load JSON results (else "
+                                                 "metadata 'max_batch'; absent = the memory decides)")
 
 
 def _read(args: argparse.Namespace) -> list[Measurement]:
@@ -51,7 +53,8 @@ def _read(args: argparse.Namespace) -> list[Measurement]:
         if not path.is_file():
             problems.append(Problem(str(path), "file not found"))
         elif path.suffix.lower() == ".json":
-            ms += read_vllm_json(path, catalog, problems, args.gpu, args.tp, args.pp, args.dtype, args.model)
+            ms += read_vllm_json(path, catalog, problems, args.gpu, args.tp, args.pp, args.dtype, args.model,
+                                  args.max_batch)
         else:
             ms += read_measurements_csv(path, catalog, problems)
     if problems:
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     print(table(
         ["row", "model", "gpu", "tp×pp", "dtype", "in/out", "conc", "measured tok/s", "before", "after"],
         [[m.where, m.model, m.gpu, f"{m.tp}×{m.pp}", m.dtype, f"{m.prompt_tokens}/{m.output_tokens}",
-          "max" if m.concurrency is None else m.concurrency, f"{m.output_tok_s:,.1f}", f"{b:+.1%}", f"{a:+.1%}"]
+          ("max" if m.max_batch is None else f"max≤{m.max_batch}") if m.concurrency is None else m.concurrency, f"{m.output_tok_s:,.1f}", f"{b:+.1%}", f"{a:+.1%}"]
          for m, b, a in zip(ms, before, after, strict=True)],
     ))
     print(f"median |error|: before {summary(before)[0]:.1%}, after {summary(after)[0]:.1%}")

@@ -49,6 +49,7 @@ class Measurement:
     output_tok_s: float
     source: str = ""  # a label for leave-one-source-out
     where: str = ""  # file:row, for messages
+    max_batch: int | None = None  # at maximum load, the engine's cap on running sequences (vLLM --max-num-seqs)
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -90,7 +91,8 @@ def _row_measurement(r: dict[str, str], source: str, where: str) -> Measurement:
         dtype=r["dtype"].strip().lower(), prompt_tokens=_int(r["prompt_tokens"], "prompt_tokens"),
         output_tokens=_int(r["output_tokens"], "output_tokens"),
         concurrency=None if conc in ("max", "inf", "max load") else _int(conc, "concurrency"),
-        output_tok_s=tok_s, source=(r.get("source_id") or r.get("source") or source).strip(), where=where)
+        output_tok_s=tok_s, source=(r.get("source_id") or r.get("source") or source).strip(), where=where,
+        max_batch=_int(r["max_batch"], "max_batch") if (r.get("max_batch") or "").strip() else None)
 
 
 def read_measurements_csv(path: Path, catalog: Catalog, problems: list[Problem]) -> list[Measurement]:
@@ -123,14 +125,15 @@ def read_measurements_csv(path: Path, catalog: Catalog, problems: list[Problem])
 
 def read_vllm_json(path: Path, catalog: Catalog, problems: list[Problem], gpu: str | None = None,
                    tp: int | None = None, pp: int | None = None, dtype: str | None = None,
-                   model: str | None = None) -> list[Measurement]:
+                   model: str | None = None, max_batch: int | None = None) -> list[Measurement]:
     """One measurement from vLLM's ``benchmark_serving.py --save-result`` JSON.
 
     Fields read: ``output_throughput`` (output tokens/s), ``completed``, ``total_input_tokens`` and
     ``total_output_tokens`` (mean lengths), ``max_concurrency`` (None or absent = maximum load) and the
     model from ``model_id``. GPU, TP, PP and dtype come from the arguments, else from the file's
     metadata (``--metadata gpu=H100-SXM tp=2 pp=1 dtype=fp8``, saved as top-level keys); the model may
-    be given to map a Hugging Face id onto a catalog name.
+    be given to map a Hugging Face id onto a catalog name. ``max_batch`` (else metadata ``max_batch``) is the
+    server's ``--max-num-seqs`` for a maximum-load run.
     """
     where = str(path)
     try:
@@ -163,7 +166,8 @@ def read_vllm_json(path: Path, catalog: Catalog, problems: list[Problem], gpu: s
             prompt_tokens=max(1, round(float(data["total_input_tokens"]) / done)),
             output_tokens=max(1, round(float(data["total_output_tokens"]) / done)),
             concurrency=None if conc in (None, "", "inf") else _int(conc, "max_concurrency"),
-            output_tok_s=float(data["output_throughput"]), source=path.name, where=where)
+            output_tok_s=float(data["output_throughput"]), source=path.name, where=where,
+            max_batch=_int(cap, "max_batch") if (cap := max_batch or data.get("max_batch")) else None)
         _check(m, catalog)
     except (ValueError, TypeError) as e:
         problems.append(Problem(where, str(e)))
@@ -189,8 +193,8 @@ def predict_tok_s(m: Measurement, catalog: Catalog, knobs: Knobs) -> float:
     """The model's output tokens/s for a measurement's layout and load (0 if the model drops it)."""
     wl = Workload(m.prompt_tokens, m.output_tokens, 0.0, DTYPES[m.dtype])
     model, gpu = catalog.models[m.model], catalog.gpus[m.gpu]
-    if m.concurrency is None:
-        est = estimate(model, gpu, m.tp, m.pp, wl, replace(knobs, max_batch=MAX_LOAD_BATCH))
+    if m.concurrency is None:  # as many sequences as memory holds, up to the engine's cap when it is known
+        est = estimate(model, gpu, m.tp, m.pp, wl, replace(knobs, max_batch=m.max_batch or MAX_LOAD_BATCH))
     else:
         est = estimate(model, gpu, m.tp, m.pp, wl, knobs, batch=m.concurrency)
     return est.throughput_tok_s
