@@ -339,15 +339,14 @@ def pipeline_estimate(
         return Estimate(0, 0, 0, weights_gb, reason=(
             f"KV cache for {knobs.min_batch} sequence(s) of {ctx} tokens does not fit beside the weights"))
     links = link_gbps or []
+    prefills = [stage_prefill_s(model, wl, st, knobs) for st in stages]  # one request's, whatever the batch
 
     def tpot_s(b: float) -> float:
         # One round: every stage steps each of the pp micro-batches once and does its share of the
         # b/output_tokens prefills that replace finished sequences; the busiest stage sets the pace.
         m = b / min(pp, b)  # micro-batch size; fewer micro-batches than stages leaves bubbles
-        busy = max(
-            min(pp, b) * stage_step_s(model, wl, st, knobs, m) + b * stage_prefill_s(model, wl, st, knobs) / wl.output_tokens
-            for st in stages
-        )
+        busy = max(min(pp, b) * stage_step_s(model, wl, st, knobs, m) + b * pre / wl.output_tokens
+                   for st, pre in zip(stages, prefills, strict=True))
         hop = sum(knobs.allreduce_latency_us * 1e-6 + m * model.hidden * ACT_BYTES / (bw * 1e9) for bw in links)
         return busy * pp_round_factor(pp, knobs) + hop + b * knobs.seq_step_us * 1e-6
 
