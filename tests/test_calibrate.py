@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 from sweep.fleet.calibrate import (
@@ -226,3 +227,12 @@ def test_a_max_load_row_can_name_the_engines_batch_cap(tmp_path, run_cli):
     js.write_text(json.dumps({**_vllm_result(gpu="H100-SXM", tp="1", dtype="fp8"), "max_concurrency": None}))
     (m,) = read_vllm_json(js, catalog, problems, max_batch=256)
     assert not problems and m.max_batch == 256 and m.concurrency is None
+    zero = tmp_path / "zero.json"
+    zero.write_text(json.dumps({**_vllm_result(gpu="H100-SXM", tp="1", dtype="fp8", max_batch=0)}))
+    for path, cap in ((js, 0), (zero, None)):  # a cap of 0, given or saved, is bad input, not "no cap"
+        assert read_vllm_json(path, catalog, problems, max_batch=cap) == []
+    assert [p.what for p in problems] == ["max_batch must be at least 1, got 0"] * 2
+    # a fixed concurrency above the engine's cap runs at the cap
+    fixed = replace(capped, concurrency=512)
+    assert errors([fixed], catalog, Knobs()) == errors([replace(fixed, max_batch=None, concurrency=64)], catalog,
+                                                       Knobs())

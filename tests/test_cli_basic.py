@@ -268,6 +268,7 @@ def test_fp4_runs_on_fp4_tensor_cores_only_where_the_gpu_has_them():
     assert peak_tflops(b200, "fp4") == b200.fp4_tflops > b200.fp8_tflops
     assert peak_tflops(h100, "fp4") == h100.bf16_tflops  # no fp4 tensor cores on Hopper
     assert attention_tflops(b200, "fp4") == b200.fp8_tflops
+    assert attention_tflops(h100, "fp4") == h100.fp8_tflops  # Hopper: fp4 weights dequantised, fp8 attention
     assert attention_tflops(h100, "bf16") == h100.bf16_tflops
     # prefill-heavy work on B200: fp4 beats fp8 (compute) and fits a larger batch (memory)
     m, wl = cat.models["llama-3.3-70b"], {d: Workload(5000, 500, 0, d) for d in ("fp8", "fp4")}

@@ -35,7 +35,8 @@ from sweep.solve.prepare import prepare
 
 
 def tiny(tmp: Path, seed: int) -> Scenario:
-    """2–3 offerings of different GPUs (one provider), a 4–7 layer model that often needs 2+ GPUs."""
+    """2–3 offerings of different GPUs (one provider), a 4–7 layer model that often needs 2+ GPUs, most with an
+    embedding and output head of their own (``vocab``)."""
     rng = random.Random(seed)
     n = rng.choice([2, 3, 3])
     d = tmp / f"tiny{seed}"
@@ -53,8 +54,10 @@ def tiny(tmp: Path, seed: int) -> Scenario:
     params_b = round(max(mems) / 2 * rng.uniform(0.6, 1.8), 1)  # bf16: 0.6–1.8 × the largest GPU
     (d / "gpus.csv").write_text("\n".join(gpus) + "\n")
     (d / "offerings.csv").write_text("\n".join(offs) + "\n")
-    (d / "models.csv").write_text(f"model,params_b,layers,hidden,heads,kv_heads\nm,{params_b},{layers},2048,16,"
-                                  f"{rng.choice([2, 16])}\n")
+    # an embedding and head of their own on the end stages in most (their own generator: the rest is unchanged)
+    vocab = random.Random(seed + 1000).choice(["", "32000", "128000", "256000"])
+    (d / "models.csv").write_text(f"model,params_b,layers,hidden,heads,kv_heads,vocab\nm,{params_b},{layers},2048,16,"
+                                  f"{rng.choice([2, 16])},{vocab}\n")
     values = {
         "model": "m",
         "catalog": {"gpus": "gpus.csv", "offerings": "offerings.csv", "models": "models.csv"},
@@ -76,14 +79,15 @@ def stage_key(c: Candidate) -> tuple:
 
 
 def exhaustive_best(sc: Scenario, blocks) -> int:
-    """Best whole tokens/s of a template over every stage order and every contiguous layer split."""
+    """Best whole tokens/s of a template over every order of its blocks (an offering's stages consecutive, as the
+    template space has them) and every contiguous layer split."""
     knobs, wl = Knobs.from_params(sc.params), workload_of(sc)
-    stages = [(b.offering, b.tp) for b in blocks for _ in range(b.count)]
     gpus_on = {b.offering: b.tp * b.count for b in blocks}
     overrides = link_overrides(sc)
     total = sc.model.layers
     best = 0
-    for order in set(itertools.permutations(stages)):
+    for perm in set(itertools.permutations(blocks)):
+        order = [(b.offering, b.tp) for b in perm for _ in range(b.count)]
         links = pipeline_links(sc, [o for o, _ in order], gpus_on, overrides)
         if min(links) <= 0:
             continue
@@ -99,7 +103,10 @@ def exhaustive_best(sc: Scenario, blocks) -> int:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_split_is_best_over_every_split_and_order(tmp_path: Path, seed: int) -> None:
     sc = tiny(tmp_path, seed)
-    mine = {stage_key(c): c for c in mixed_candidates(sc, Knobs.from_params(sc.params), workload_of(sc), prune=False)}
+    mine: dict[tuple, Candidate] = {}  # the best order of each set of stages (every order is a template)
+    for c in mixed_candidates(sc, Knobs.from_params(sc.params), workload_of(sc), prune=False):
+        if stage_key(c) not in mine or c.throughput_tok_s > mine[stage_key(c)].throughput_tok_s:
+            mine[stage_key(c)] = c
     for blocks in templates(sc, link_overrides(sc)):
         key = tuple(sorted((b.offering, b.tp) for b in blocks for _ in range(b.count)))
         best = exhaustive_best(sc, blocks)

@@ -49,7 +49,7 @@ class Measurement:
     output_tok_s: float
     source: str = ""  # a label for leave-one-source-out
     where: str = ""  # file:row, for messages
-    max_batch: int | None = None  # at maximum load, the engine's cap on running sequences (vLLM --max-num-seqs)
+    max_batch: int | None = None  # the engine's cap on running sequences (vLLM --max-num-seqs), if known
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -167,7 +167,8 @@ def read_vllm_json(path: Path, catalog: Catalog, problems: list[Problem], gpu: s
             output_tokens=max(1, round(float(data["total_output_tokens"]) / done)),
             concurrency=None if conc in (None, "", "inf") else _int(conc, "max_concurrency"),
             output_tok_s=float(data["output_throughput"]), source=path.name, where=where,
-            max_batch=_int(cap, "max_batch") if (cap := max_batch or data.get("max_batch")) else None)
+            max_batch=None if (cap := data.get("max_batch") if max_batch is None else max_batch) in (None, "")
+            else _int(cap, "max_batch"))
         _check(m, catalog)
     except (ValueError, TypeError) as e:
         problems.append(Problem(where, str(e)))
@@ -195,8 +196,8 @@ def predict_tok_s(m: Measurement, catalog: Catalog, knobs: Knobs) -> float:
     model, gpu = catalog.models[m.model], catalog.gpus[m.gpu]
     if m.concurrency is None:  # as many sequences as memory holds, up to the engine's cap when it is known
         est = estimate(model, gpu, m.tp, m.pp, wl, replace(knobs, max_batch=m.max_batch or MAX_LOAD_BATCH))
-    else:
-        est = estimate(model, gpu, m.tp, m.pp, wl, knobs, batch=m.concurrency)
+    else:  # the engine's cap, when known, bounds a fixed concurrency too
+        est = estimate(model, gpu, m.tp, m.pp, wl, knobs, batch=min(m.concurrency, m.max_batch or m.concurrency))
     return est.throughput_tok_s
 
 

@@ -24,7 +24,8 @@ The model, per pipeline stage of ``tp`` GPUs holding ``layers`` of the model:
   longer (stages waiting on each other's sends), plus stage-to-stage transfers.
 
 Precisions (``perf.dtype``): 16-bit, ``fp8`` and ``fp4`` (NVFP4) weights on their own tensor cores where the GPU
-has them (``gpus.csv``), else dequantised to 16-bit math like ``int4``; attention at the KV cache's precision.
+has them (``gpus.csv``), else dequantised to 16-bit math like ``int4``; attention at fp8 for fp8 and fp4 models
+(their checkpoints' KV caches are fp8), else at 16 bits.
 
 *Sustained* fractions of the datasheet peaks are per GPU family (:data:`FAMILIES`, from
 ``sweep/data/perf_families.csv``): a few documented numbers per family, fitted to the published
@@ -192,8 +193,8 @@ def peak_tflops(gpu: Gpu, dtype: str) -> float:
 
 
 def attention_tflops(gpu: Gpu, dtype: str) -> float:
-    """Dense peak of attention (QKᵀ, AV): it runs at the KV cache's precision — fp8 for fp8 and fp4 models where
-    the GPU has fp8 tensor cores, else 16-bit."""
+    """Dense peak of attention (QKᵀ, AV): fp8 for fp8 and fp4 models (their KV caches are fp8) where the GPU has
+    fp8 tensor cores, else 16-bit (int4's AWQ/GPTQ kernels attend in 16-bit)."""
     if dtype in ("fp8", "fp4") and gpu.fp8_tflops > 0:
         return gpu.fp8_tflops
     return gpu.bf16_tflops
@@ -383,10 +384,12 @@ def _timing(model: Model, wl: Workload, stages: list[StageShape], knobs: Knobs, 
     """The replica's timing for the latency-at-load model (sweep.fleet.latency): the round of
     ``pipeline_estimate`` without its ``b·prefill/output_tokens`` term (stage steps, link hops and the
     per-sequence overhead) for b = 1..batch; the busiest stage's prefill as the engine time per request;
-    for a pipeline, every stage's prefill plus the prompt's link hops as the time to the first token."""
+    for a pipeline, every stage's prefill plus the prompt's link hops as the time to the first token. When the
+    stage with the longest step (the last: it holds the head) is not the one with the longest prefill (an uneven
+    split), step and prefill come from different stages: a little slower than the round, never faster."""
     pp = len(stages)
 
-    distinct = list(dict.fromkeys(stages))  # a homogeneous pipeline has at most two stage shapes
+    distinct = list(dict.fromkeys(stages))  # first, middle and last stages; an uneven split adds a fourth
 
     def step_s(b: int) -> float:
         m = b / min(pp, b)

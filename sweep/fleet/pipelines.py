@@ -9,7 +9,8 @@ A mixed candidate draws GPUs from several offerings (``Candidate.uses``); the MI
   between them;
 - each offering holds a block of ``k ≥ 1`` consecutive stages of one TP (from ``perf.tp``, dividing
   its ``gpus_per_node`` and the model's heads), at most ``perf.max_stages`` stages in all;
-- the blocks are ordered to minimise the time spent on the links; layers are contiguous, at least one
+- the blocks in every order when the model's embedding and head sit on the end stages (``vocab``), else in the
+  order that minimises the time spent on the links (then the only difference); layers are contiguous, at least one
   per stage, and split to *maximise the estimated throughput* (exactly, see :class:`_Splitter`); a
   TTFT limit (SPEC §4.2) then caps that split's throughput — the split is not re-chosen for the limit;
 - one replica must fit the offerings' availability, ``limits.max_gpus`` and ``limits.budget``.
@@ -38,7 +39,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sweep.errors import InputError, Problem
@@ -124,20 +125,25 @@ class _StageModel:
 
     gpu: Gpu
     tp: int
-    bmem: list[int]  # bmem[l-1] = largest batch a stage of l layers holds (-1: weights do not fit)
+    bmem: list[int]  # bmem[l-1] = largest batch a middle stage of l layers holds (-1: weights do not fit)
+    bmem_end: list[int]  # the same for an end stage: the first holds the embedding, the last the output head
     neg_bmem: list[int] = field(default_factory=list)
+    neg_bmem_end: list[int] = field(default_factory=list)
     busy: dict[tuple[int, int], float] = field(default_factory=dict)  # (pp, batch) -> s per layer
+    last_busy: dict[tuple[int, int, int], float] = field(default_factory=dict)  # (pp, batch, layers) -> s
 
-    def cap(self, b: int) -> int:
-        """Most layers this stage can hold with KV room for ``b`` sequences."""
-        return bisect.bisect_right(self.neg_bmem, -b)
+    def cap(self, b: int, end: bool = False) -> int:
+        """Most layers this stage can hold with KV room for ``b`` sequences (as an end stage: beside an end matrix)."""
+        return bisect.bisect_right(self.neg_bmem_end if end else self.neg_bmem, -b)
 
 
 class _Splitter:
     """Finds the contiguous layer split of a stage sequence with the highest estimated throughput.
 
-    For a fixed batch b every stage's round time is (its layers) × (a per-layer time β_i(b)), so the
-    best split at b minimises max_i l_i·β_i(b) subject to the memory caps — a greedy water-fill, exact.
+    For a fixed batch b every stage's round time is (its layers) × (a per-layer time β_i(b)) — the last
+    stage's plus its output head's, which grows with its layers too — so the best split at b minimises the
+    slowest stage's time subject to the memory caps (the end stages' beside the embedding or the head) — a
+    greedy water-fill, exact for times that grow with the layers.
     Throughput b / (that bottleneck + link time) is then maximised over b ∈ [min_batch, top]: where no
     cap changes it never decreases with b, so only the ends of constant-cap stretches are tried, from
     the top down, until the continuous relaxation b / (L / Σ 1/β_i + link time) — which never grows as
@@ -153,12 +159,12 @@ class _Splitter:
         key = (gpu.gpu, tp)
         sm = self.stage_models.get(key)
         if sm is None:
-            bmem = []
-            for layers in range(1, self.model.layers + 1):  # room kept for one end matrix (embedding or head):
-                shape = StageShape(gpu, tp, layers, last=True)  # exact for the end stages, spare in the middle
+            bmem: dict[bool, list[int]] = {False: [], True: []}
+            for end, layers in itertools.product((False, True), range(1, self.model.layers + 1)):
+                shape = StageShape(gpu, tp, layers, last=end)  # an end stage of a pipeline holds one end matrix
                 _, kv_token, free = stage_memory(self.model, self.wl, shape, self.knobs)
-                bmem.append(math.floor(free / (kv_token * self.ctx)) if free > 0 else -1)
-            sm = _StageModel(gpu, tp, bmem, [-x for x in bmem])
+                bmem[end].append(math.floor(free / (kv_token * self.ctx)) if free > 0 else -1)
+            sm = _StageModel(gpu, tp, bmem[False], bmem[True], [-x for x in bmem[False]], [-x for x in bmem[True]])
             self.stage_models[key] = sm
         return sm
 
@@ -175,14 +181,33 @@ class _Splitter:
             sm.busy[key] = v
         return v
 
+    def last_stage_s(self, sm: _StageModel, pp: int, b: int, layers: int) -> float:
+        """Seconds of one round of the last stage with ``layers`` layers: theirs, plus the output head it holds
+        (read and multiplied every step) — not linear in the layers, but growing with them."""
+        key = (pp, b, layers)
+        v = sm.last_busy.get(key)
+        if v is None:
+            n_mb = min(pp, b)
+            shape = StageShape(sm.gpu, sm.tp, layers, last=True)
+            v = (n_mb * stage_step_s(self.model, self.wl, shape, self.knobs, b / n_mb)
+                 + b * stage_prefill_s(self.model, self.wl, shape, self.knobs) / self.wl.output_tokens
+                 ) * pp_round_factor(pp, self.knobs)
+            sm.last_busy[key] = v
+        return v
+
     def hop_s(self, links: Sequence[float], pp: int, b: int) -> float:
         m = b / min(pp, b)
         lat = self.knobs.allreduce_latency_us * 1e-6
         per_seq = b * self.knobs.seq_step_us * 1e-6  # per-sequence step overhead (perf.pipeline_estimate)
         return per_seq + sum(lat + m * self.model.hidden * ACT_BYTES / (bw * 1e9) for bw in links)
 
+    @staticmethod
+    def caps(sms: Sequence[_StageModel], b: int) -> list[int]:
+        """Each stage's most layers at batch ``b``; the first and last hold the embedding and the head."""
+        return [sm.cap(b, end=i in (0, len(sms) - 1)) for i, sm in enumerate(sms)]
+
     def feasible(self, sms: Sequence[_StageModel], b: int) -> bool:
-        caps = [sm.cap(b) for sm in sms]
+        caps = self.caps(sms, b)
         return min(caps) >= 1 and sum(caps) >= self.model.layers
 
     def top_batch(self, sms: Sequence[_StageModel]) -> int | None:
@@ -206,22 +231,28 @@ class _Splitter:
         betas = [self.beta(sm, pp, hi) for sm in sms]
         return hi / (total / sum(1 / x for x in betas) + self.hop_s(links, pp, hi))
 
-    def water_fill(self, betas: Sequence[float], caps: Sequence[int]) -> tuple[list[int], float]:
-        """Layers per stage (each in [1, cap]) minimising max l_i·β_i, and that maximum."""
-        total = self.model.layers
-        inv = sum(1 / x for x in betas)
-        tau = total / inv
+    def water_fill(self, betas: Sequence[float], caps: Sequence[int],
+                   last_s: Callable[[int], float] | None = None) -> tuple[list[int], float]:
+        """Layers per stage (each in [1, cap]) minimising the slowest stage's round time, and that time: l_i·β_i,
+        except the last stage's ``last_s(l)`` when given (it holds the output head). Greedy — each layer to the
+        stage it slows least — exact for round times that grow with the layers."""
+        total, n = self.model.layers, len(betas)
+        time = [lambda k, x=x: k * x for x in betas]
+        if last_s is not None:
+            time[-1] = last_s
+        tau = total / sum(1 / x for x in betas)  # the optimum is at least this (end matrices only add time)
         if tau < max(betas):
-            layers = [1] * len(betas)
-        else:  # every l_i·β_i ≤ τ ≤ optimum: a safe start for the greedy
+            layers = [1] * n
+        else:  # every l_i·β_i ≤ τ ≤ optimum: a safe start for the greedy (the last stage from 1 when it has a head)
             layers = [max(1, min(c, math.floor(tau / x))) for x, c in zip(betas, caps, strict=True)]
+            if last_s is not None:
+                layers[-1] = 1
         left = total - sum(layers)
         while left > 0:
-            i = min((i for i in range(len(betas)) if layers[i] < caps[i]),
-                    key=lambda i: (layers[i] + 1) * betas[i])
+            i = min((i for i in range(n) if layers[i] < caps[i]), key=lambda i: time[i](layers[i] + 1))
             layers[i] += 1
             left -= 1
-        return layers, max(n * x for n, x in zip(layers, betas, strict=True))
+        return layers, max(time[i](layers[i]) for i in range(n))
 
     def best(self, shapes: Sequence[tuple[Gpu, int]], links: Sequence[float]) -> tuple[list[int], Estimate] | str:
         """The best split of these stages (GPU, TP) with these links: (layers per stage, estimate), or why none."""
@@ -233,9 +264,12 @@ class _Splitter:
         if hi is None:
             return f"the stages cannot hold the weights and KV cache of {lo} sequence(s)"
 
+        head = self.model.vocab > 0
+
         def at(b: int) -> tuple[list[int], float]:
             betas = [self.beta(sm, pp, b) for sm in sms]
-            layers, tau = self.water_fill(betas, [sm.cap(b) for sm in sms])
+            last_s = (lambda k: self.last_stage_s(sms[-1], pp, b, k)) if head else None
+            layers, tau = self.water_fill(betas, self.caps(sms, b), last_s)
             return layers, tau + self.hop_s(links, pp, b)
 
         slo = self.wl.tpot_slo_ms / 1e3
@@ -249,7 +283,7 @@ class _Splitter:
             hi = a
         # with the memory caps fixed, b / round time never decreases with b: only the largest b of
         # each stretch of equal caps (b = some stage's batch room at some layer count) can be best
-        ends = sorted({hi, *(v for sm in sms for v in sm.bmem if lo <= v < hi)}, reverse=True)
+        ends = sorted({hi, *(v for sm in sms for v in (*sm.bmem, *sm.bmem_end) if lo <= v < hi)}, reverse=True)
         best_val, best_layers = -1.0, None
         for b in ends:
             betas = [self.beta(sm, pp, b) for sm in sms]
@@ -312,22 +346,26 @@ def templates(sc: Scenario, overrides: dict[frozenset[str], float]) -> Iterator[
                     yield blocks
 
 
-def order_blocks(sc: Scenario, blocks: Sequence[Block], overrides: dict[frozenset[str], float]
-                 ) -> tuple[tuple[Block, ...], list[float]] | None:
-    """The block order with the least link time (Σ 1/bandwidth) and its links; None if every order
-    crosses an unconnected (0 GB/s) link."""
+def block_orders(sc: Scenario, blocks: Sequence[Block], overrides: dict[frozenset[str], float]
+                 ) -> list[tuple[tuple[Block, ...], list[float]]]:
+    """The block orders to try, each with its links; none if every order crosses an unconnected (0 GB/s) link.
+
+    Without an embedding and head of its own (``vocab``), stages cost the same wherever they sit: only the links
+    differ, so the one order with the least link time (Σ 1/bandwidth) is best. With them, the first stage holds
+    the embedding and the last the head, so every connected order is tried (an order and its reverse too)."""
     gpus_on = {blk.offering: blk.tp * blk.count for blk in blocks}
-    best = None
-    for perm in itertools.permutations(blocks):
-        if best is not None and perm[0].offering > perm[-1].offering:
+    every = sc.model.vocab > 0
+    out: list[tuple[float, tuple[Block, ...], list[float]]] = []
+    for perm in dict.fromkeys(itertools.permutations(blocks)):
+        if not every and out and perm[0].offering > perm[-1].offering:
             continue  # a reversed order has the same links
         links = pipeline_links(sc, stage_offerings(perm), gpus_on, overrides)
         if min(links) <= 0:
             continue
-        cost = sum(1 / bw for bw in links)
-        if best is None or cost < best[0]:
-            best = (cost, perm, links)
-    return None if best is None else (best[1], best[2])
+        out.append((sum(1 / bw for bw in links), perm, links))
+    if not every and out:
+        out = [min(out, key=lambda e: e[0])]
+    return [(perm, links) for _, perm, links in out]
 
 
 def _candidate(sc: Scenario, blocks: Sequence[Block], layers: Sequence[int], est: Estimate) -> Candidate | None:
@@ -420,11 +458,7 @@ def mixed_candidates(sc: Scenario, knobs: Knobs, wl: Workload, prune: bool = Tru
         for c in _homogeneous(sc, knobs, wl):
             doms.add(c)
     by_set: dict[frozenset[str], list[_Template]] = {}
-    for blocks in templates(sc, overrides):
-        ordered = order_blocks(sc, blocks, overrides)
-        if ordered is None:
-            continue
-        perm, links = ordered
+    for perm, links in (o for blocks in templates(sc, overrides) for o in block_orders(sc, blocks, overrides)):
         uses = {b.offering: b.tp * b.count for b in perm}
         bound = splitter.bound(_shapes(sc, perm), links)
         if bound < 1:
@@ -456,4 +490,4 @@ def _shapes(sc: Scenario, blocks: Sequence[Block]) -> list[tuple[Gpu, int]]:
     return [(sc.gpu(b.offering), b.tp) for b in blocks for _ in range(b.count)]
 
 
-__all__ = ["Block", "link_gbps", "mixed_candidates", "order_blocks", "parse_link_entry", "templates"]
+__all__ = ["Block", "block_orders", "link_gbps", "mixed_candidates", "parse_link_entry", "templates"]
