@@ -144,14 +144,18 @@ class Knobs:
 
     def family(self, gpu: Gpu) -> Family:
         """The sustained fractions for this GPU (its family's, else the 'default' row's)."""
-        name = family_of(gpu.gpu)
-        by_name = {f.name: f for f in self.families}
-        return by_name.get(name) or by_name["default"]
+        by_name = _families_by_name(self.families)
+        return by_name.get(family_of(gpu.gpu)) or by_name["default"]
 
     def with_family(self, fam: Family) -> Knobs:
         """These knobs with one family's fractions replaced (or added)."""
         rest = tuple(f for f in self.families if f.name != fam.name)
         return replace(self, families=(*rest, fam))
+
+
+@lru_cache(maxsize=64)
+def _families_by_name(families: tuple[Family, ...]) -> dict[str, Family]:
+    return {f.name: f for f in families}
 
 
 @dataclass(frozen=True)
