@@ -27,6 +27,7 @@ EXACT_METHODS = ("dinkelbach", "charnes_cooper", "pareto")  # exact min-$/token 
 BASELINE_METHODS = ("weighted", "iterative", "enumeration")  # the design note's, kept as baselines
 ALL_METHODS = ("max_throughput", "min_cost", *BASELINE_METHODS, *EXACT_METHODS)
 FAILED = (Status.ERROR, Status.LOST)  # rows counted as failures
+DTYPES = ("bf16", "fp8", "fp4", "int4")  # the precisions a layout runs at (perf.dtype; sweep.fleet.perf.DTYPE_BYTES)
 
 
 def is_lost(status: str | None) -> bool:

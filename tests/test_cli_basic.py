@@ -261,7 +261,10 @@ def test_cbc_time_limit_is_never_reported_infeasible(tmp_path):
 def test_fp4_runs_on_fp4_tensor_cores_only_where_the_gpu_has_them():
     """fp4 weight GEMMs use fp4 tensor cores (B200) where gpus.csv gives fp4_tflops; elsewhere (H100) they are
     weight-only 4-bit with 16-bit math; attention runs at the fp8 KV cache's precision on both."""
-    from sweep.fleet.perf import attention_tflops, peak_tflops
+    from sweep.fleet.perf import DTYPE_BYTES, attention_tflops, peak_tflops
+    from sweep.vocab import DTYPES
+
+    assert set(DTYPE_BYTES) == set(DTYPES)  # the precisions perf.dtype accepts are the ones the model sizes
 
     cat = load_builtin()
     b200, h100 = cat.gpus["B200"], cat.gpus["H100-SXM"]

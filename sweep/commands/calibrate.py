@@ -62,6 +62,13 @@ def _read(args: argparse.Namespace) -> list[Measurement]:
     return ms
 
 
+def _load(m: Measurement) -> str | int:
+    """A row's load: its concurrency, or ``max`` (``max≤N`` under an engine cap of N sequences)."""
+    if m.concurrency is not None:
+        return m.concurrency
+    return "max" if m.max_batch is None else f"max≤{m.max_batch}"
+
+
 def run(args: argparse.Namespace) -> int:
     ms = _read(args)
     catalog = load_builtin()
@@ -77,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     print(table(
         ["row", "model", "gpu", "tp×pp", "dtype", "in/out", "conc", "measured tok/s", "before", "after"],
         [[m.where, m.model, m.gpu, f"{m.tp}×{m.pp}", m.dtype, f"{m.prompt_tokens}/{m.output_tokens}",
-          ("max" if m.max_batch is None else f"max≤{m.max_batch}") if m.concurrency is None else m.concurrency, f"{m.output_tok_s:,.1f}", f"{b:+.1%}", f"{a:+.1%}"]
+          _load(m), f"{m.output_tok_s:,.1f}", f"{b:+.1%}", f"{a:+.1%}"]
          for m, b, a in zip(ms, before, after, strict=True)],
     ))
     print(f"median |error|: before {summary(before)[0]:.1%}, after {summary(after)[0]:.1%}")

@@ -21,14 +21,14 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+from sweep import vocab
 from sweep.errors import Problem
 from sweep.fleet.perf import MAX_LOAD_BATCH, Knobs, Workload, estimate, family_of
 from sweep.inputs.calibration import Family, read_calibration  # noqa: F401  (re-exported)
 from sweep.inputs.catalog import Catalog
 from sweep.inputs.csvfile import parse_csv
 
-DTYPES = {"bf16": "bf16", "fp16": "bf16", "float16": "bf16", "bfloat16": "bf16", "fp8": "fp8", "fp4": "fp4",
-          "nvfp4": "fp4", "int4": "int4"}
+DTYPES = {**{d: d for d in vocab.DTYPES}, "fp16": "bf16", "float16": "bf16", "bfloat16": "bf16", "nvfp4": "fp4"}
 CSV_COLUMNS = ("model", "gpu", "tp", "pp", "dtype", "prompt_tokens", "output_tokens", "concurrency", "output_tok_s")
 MIN_ROWS_TWO_KNOBS = 4  # a family with fewer measured rows gets one common scale on both fractions
 BOUNDS = {"bw_eff": (0.15, 1.0), "compute_eff": (0.03, 1.0)}
@@ -160,6 +160,7 @@ def read_vllm_json(path: Path, catalog: Catalog, problems: list[Problem], gpu: s
         done = _int(data["completed"], "completed")
         name = model or _catalog_model(str(data.get("model_id", "")), catalog)
         conc = data.get("max_concurrency")
+        cap = data.get("max_batch") if max_batch is None else max_batch
         m = Measurement(
             model=name, gpu=str(given["gpu"]), tp=_int(given["tp"], "tp"), pp=_int(given["pp"], "pp"),
             dtype=str(given["dtype"]).lower(),
@@ -167,8 +168,7 @@ def read_vllm_json(path: Path, catalog: Catalog, problems: list[Problem], gpu: s
             output_tokens=max(1, round(float(data["total_output_tokens"]) / done)),
             concurrency=None if conc in (None, "", "inf") else _int(conc, "max_concurrency"),
             output_tok_s=float(data["output_throughput"]), source=path.name, where=where,
-            max_batch=None if (cap := data.get("max_batch") if max_batch is None else max_batch) in (None, "")
-            else _int(cap, "max_batch"))
+            max_batch=None if cap in (None, "") else _int(cap, "max_batch"))
         _check(m, catalog)
     except (ValueError, TypeError) as e:
         problems.append(Problem(where, str(e)))

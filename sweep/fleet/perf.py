@@ -15,8 +15,8 @@ The model, per pipeline stage of ``tp`` GPUs holding ``layers`` of the model:
   plus each sequence's KV cache, which grows with the context) at the family's *sustained* bandwidth,
   and the compute time (weight GEMMs of the active parameters plus attention FLOPs that grow with the
   context) at the family's sustained FLOPS; times ``1 + tp_loss·log2(tp)`` (smaller GEMMs and
-  synchronisation as TP grows); plus two all-reduces per layer — ring over NVLink-class links, or over PCIe (a ``link_gbps`` under
-  :data:`PCIE_BELOW_GBPS`) at a lower effective bandwidth and a higher latency;
+  synchronisation as TP grows); plus two all-reduces per layer — ring over NVLink-class links, or over
+  PCIe (a ``link_gbps`` under :data:`PCIE_BELOW_GBPS`) at a lower effective bandwidth and a higher latency;
 - **prefill** (:func:`stage_prefill_s`): weight GEMMs and causal attention over the prompt at the
   family's sustained FLOPS, plus the prompt's all-reduces, amortised over the output tokens;
 - **pipeline** (:func:`pipeline_estimate`): ``pp`` micro-batches in flight (fewer than ``pp`` leave
@@ -311,6 +311,18 @@ def stage_prefill_s(model: Model, wl: Workload, stage: StageShape, knobs: Knobs)
     return _compute_s(stage.gpu, wl.dtype, gemm, attn, eff) / stage.tp * _tp_factor(stage.tp, knobs) + t_ar
 
 
+def stage_round_s(model: Model, wl: Workload, stage: StageShape, knobs: Knobs, pp: int, b: float,
+                  prefill_s: float | None = None) -> float:
+    """Seconds one stage of a ``pp``-stage pipeline spends on a round at batch ``b``: each of its ``min(pp, b)``
+    micro-batches stepped once, plus its share (``b / output_tokens``) of the prefills that replace finished
+    sequences, stretched per stage boundary (:func:`pp_round_factor`). ``prefill_s``: the stage's
+    :func:`stage_prefill_s` when already known."""
+    n_mb = min(pp, b)
+    pre = stage_prefill_s(model, wl, stage, knobs) if prefill_s is None else prefill_s
+    return ((n_mb * stage_step_s(model, wl, stage, knobs, b / n_mb) + b * pre / wl.output_tokens)
+            * pp_round_factor(pp, knobs))
+
+
 def pipeline_estimate(
     model: Model,
     wl: Workload,
@@ -350,10 +362,9 @@ def pipeline_estimate(
         # One round: every stage steps each of the pp micro-batches once and does its share of the
         # b/output_tokens prefills that replace finished sequences; the busiest stage sets the pace.
         m = b / min(pp, b)  # micro-batch size; fewer micro-batches than stages leaves bubbles
-        busy = max(min(pp, b) * stage_step_s(model, wl, st, knobs, m) + b * pre / wl.output_tokens
-                   for st, pre in zip(stages, prefills, strict=True))
+        busy = max(stage_round_s(model, wl, st, knobs, pp, b, pre) for st, pre in zip(stages, prefills, strict=True))
         hop = sum(knobs.allreduce_latency_us * 1e-6 + m * model.hidden * ACT_BYTES / (bw * 1e9) for bw in links)
-        return busy * pp_round_factor(pp, knobs) + hop + b * knobs.seq_step_us * 1e-6
+        return busy + hop + b * knobs.seq_step_us * 1e-6
 
     if batch is not None:
         b = int(min(batch, b_mem))
@@ -395,13 +406,14 @@ def _timing(model: Model, wl: Workload, stages: list[StageShape], knobs: Knobs, 
 
     distinct = list(dict.fromkeys(stages))  # first, middle and last stages; an uneven split adds a fourth
 
+    stretch = pp_round_factor(pp, knobs)  # as in stage_round_s: steps and prefills of a round alike
+
     def step_s(b: int) -> float:
         m = b / min(pp, b)
-        busy = max(min(pp, b) * stage_step_s(model, wl, st, knobs, m) for st in distinct) * pp_round_factor(pp, knobs)
+        busy = max(min(pp, b) * stage_step_s(model, wl, st, knobs, m) for st in distinct) * stretch
         hop = sum(knobs.allreduce_latency_us * 1e-6 + m * model.hidden * ACT_BYTES / (bw * 1e9) for bw in links)
         return busy + hop + b * knobs.seq_step_us * 1e-6
 
-    stretch = pp_round_factor(pp, knobs)  # as in pipeline_estimate: a round's prefills are stretched with its steps
     one = {st: stage_prefill_s(model, wl, st, knobs) * stretch for st in distinct}
     prefills = [one[st] for st in stages]
     first = None

@@ -54,10 +54,8 @@ from sweep.fleet.perf import (
     StageShape,
     Workload,
     pipeline_estimate,
-    pp_round_factor,
     stage_memory,
-    stage_prefill_s,
-    stage_step_s,
+    stage_round_s,
 )
 from sweep.inputs.catalog import Gpu
 from sweep.inputs.scenario import Scenario
@@ -176,11 +174,7 @@ class _Splitter:
         key = (pp, b)
         v = sm.busy.get(key)
         if v is None:
-            n_mb = min(pp, b)
-            one = StageShape(sm.gpu, sm.tp, 1)
-            v = (n_mb * stage_step_s(self.model, self.wl, one, self.knobs, b / n_mb)
-                 + b * stage_prefill_s(self.model, self.wl, one, self.knobs) / self.wl.output_tokens
-                 ) * pp_round_factor(pp, self.knobs)
+            v = stage_round_s(self.model, self.wl, StageShape(sm.gpu, sm.tp, 1), self.knobs, pp, b)
             sm.busy[key] = v
         return v
 
@@ -190,11 +184,7 @@ class _Splitter:
         key = (pp, b, layers)
         v = sm.last_busy.get(key)
         if v is None:
-            n_mb = min(pp, b)
-            shape = StageShape(sm.gpu, sm.tp, layers, last=True)
-            v = (n_mb * stage_step_s(self.model, self.wl, shape, self.knobs, b / n_mb)
-                 + b * stage_prefill_s(self.model, self.wl, shape, self.knobs) / self.wl.output_tokens
-                 ) * pp_round_factor(pp, self.knobs)
+            v = stage_round_s(self.model, self.wl, StageShape(sm.gpu, sm.tp, layers, last=True), self.knobs, pp, b)
             sm.last_busy[key] = v
         return v
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sweep.errors import Problems
+from sweep.vocab import DTYPES
 
 Check = Callable[[Any], str | None]  # returns a message when the value is wrong
 
@@ -121,7 +122,7 @@ SCHEMA: dict[str, Key] = {
     "limits.budget": Key("float", 0.0, _non_negative, "$/hour cap (0 = none)"),
     "limits.max_gpus": Key("int", 0, _non_negative, "GPU cap (0 = none)"),
     "perf.source": Key("str", "roofline", _one_of("roofline", "profile", "profile+roofline")),
-    "perf.dtype": Key("str", "bf16", _one_of("bf16", "fp8", "fp4", "int4")),
+    "perf.dtype": Key("str", "bf16", _one_of(*DTYPES)),
     "perf.profile": Key("str", "", None, "CSV: offering, tp, pp, throughput_tok_s [, tpot_ms, batch]"),
     "perf.tp": Key("list[int]", [1, 2, 4, 8], _positive_ints),
     "perf.pp": Key("list[int]", [1, 2, 4], _positive_ints),

@@ -59,10 +59,8 @@ _HAS_FLEET = HAS_FLEET_SQL
 def _part_schema(table: str) -> pa.Schema:
     from sweep.results import schema
 
-    if table == "solutions":
-        return schema.SOLUTIONS
-    if table == "frontier":
-        return schema.FRONTIER
+    if table in schema.PART_SCHEMAS:
+        return schema.PART_SCHEMAS[table]
     raise ValueError(f"unknown table {table!r} (valid: {', '.join(TABLES)})")
 
 

@@ -67,5 +67,4 @@ def rows_ipc(rows: dict[str, list[dict]]) -> dict[str, bytes]:
 
     from sweep.results import schema
 
-    tables = {"solutions": schema.SOLUTIONS, "frontier": schema.FRONTIER}
-    return {t: to_ipc(pa.Table.from_pylist(r, schema=tables[t])) for t, r in rows.items() if r}
+    return {t: to_ipc(pa.Table.from_pylist(r, schema=schema.PART_SCHEMAS[t])) for t, r in rows.items() if r}

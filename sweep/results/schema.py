@@ -58,6 +58,9 @@ FRONTIER = pa.schema([
 ])
 
 
+PART_SCHEMAS = {"solutions": SOLUTIONS, "frontier": FRONTIER}  # the tables a run writes as parts
+
+
 def param_column(key: str) -> str:
     return key.replace(".", "_")
 

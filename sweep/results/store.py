@@ -43,8 +43,7 @@ from sweep.results.lock import LockError, take_lock
 from sweep.results.rows import TaskOutput, from_ipc, rows_ipc
 from sweep.vocab import EXACT_METHODS, Status, cost_per_token_key, is_lost
 
-PARTS = ("solutions", "frontier")
-_TABLE_SCHEMA = {"solutions": schema.SOLUTIONS, "frontier": schema.FRONTIER}
+PARTS = tuple(schema.PART_SCHEMAS)  # ("solutions", "frontier")
 
 
 def open_fs(out: str) -> tuple[pafs.FileSystem, str, bool]:
@@ -379,7 +378,7 @@ class Store:
                 written, pending_rows = [], 0
 
         for fi, f in enumerate(files):
-            t = self.read_table(f, schema=_TABLE_SCHEMA[table])
+            t = self.read_table(f, schema=schema.PART_SCHEMAS[table])
             mask = [(fi, r) in keep_pos for r in range(t.num_rows)]
             t = t.filter(pa.array(mask, pa.bool_()))
             if best_pos is not None:
@@ -488,7 +487,7 @@ class PartWriter:
         for t in ("frontier", "solutions"):
             rows = self._buf[t]
             if rows:
-                table = pa.Table.from_pylist(rows, schema=_TABLE_SCHEMA[t])
+                table = pa.Table.from_pylist(rows, schema=schema.PART_SCHEMAS[t])
                 write_table_atomic(self.fs, self.local, self.out, table, new_part_name(self.root, t),
                                    f"results ({t} part)", "part")
                 self._buf[t] = []
